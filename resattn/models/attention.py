@@ -1,0 +1,100 @@
+"""Attention module of the Residual Attention Network (Wang et al. 2017), as the original study built it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from resattn.errors import ConfigError
+from resattn.models.units import KerasSameConv2d, NormLayer, ResidualUnit
+
+AttentionType = Literal["arl", "nal", "none"]
+ATTENTION_TYPES: tuple[str, ...] = ("arl", "nal", "none")
+
+
+def combine(mask: torch.Tensor, trunk: torch.Tensor, attention: str) -> torch.Tensor:
+    """Combine soft mask ``M`` and trunk ``T``: ARL ``(1 + M)·T``, NAL ``M·T``."""
+    if attention == "arl":
+        return (1.0 + mask) * trunk
+    if attention == "nal":
+        return mask * trunk
+    raise ConfigError(f"model.attention={attention!r} has no mask; allowed with a mask: arl, nal")
+
+
+class SoftMaskBranch(nn.Module):
+    """Bottom-up/top-down hourglass producing the sigmoid mask ``M`` at the input resolution.
+
+    ``levels`` extra down/up levels follow the first pooling (``skip - 1`` in the original, and only
+    when the pooled size is divisible by 4, see NOTES §3).
+    """
+
+    def __init__(self, channels: int, levels: int, unit) -> None:
+        super().__init__()
+        self.levels = levels
+        self.entry = unit()
+        self.skips = nn.ModuleList(unit() for _ in range(levels))
+        self.downs = nn.ModuleList(unit() for _ in range(levels))
+        self.ups = nn.ModuleList(unit() for _ in range(levels))
+        self.exit = unit()
+        self.mask_conv1 = KerasSameConv2d(channels, channels, 1)
+        self.mask_conv2 = KerasSameConv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.entry(F.max_pool2d(x, 2))
+        saved: list[torch.Tensor] = []
+        for skip_unit, down_unit in zip(self.skips, self.downs):
+            saved.append(skip_unit(m))
+            m = down_unit(F.max_pool2d(m, 2))
+        for up_unit, skip in zip(self.ups, reversed(saved)):
+            m = F.interpolate(up_unit(m), scale_factor=2.0, mode="nearest") + skip
+        m = F.interpolate(self.exit(m), scale_factor=2.0, mode="nearest")
+        return torch.sigmoid(self.mask_conv2(self.mask_conv1(m)))
+
+
+class AttentionModule(nn.Module):
+    """``AM(x, skip)``: pre unit → trunk ∥ soft mask → combine → post unit; every unit is ``RU(·, C, C)``.
+
+    Args:
+        channels: input/output channels ``C``.
+        skip: the original's ``skip`` argument (number of mask resolution levels).
+        input_size: spatial size of the input (needed for the divisible-by-4 rule).
+        attention: ``arl`` ((1+M)·T), ``nal`` (M·T) or ``none`` (trunk only, no mask branch).
+        trunk_depth: residual units in the trunk (1 = what the original effectively trained, 2 = the paper).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        skip: int,
+        input_size: int,
+        attention: str,
+        trunk_depth: int,
+        norm_layer: NormLayer,
+    ) -> None:
+        super().__init__()
+        if attention not in ATTENTION_TYPES:
+            raise ConfigError(f"model.attention={attention!r} is not supported; allowed: {', '.join(ATTENTION_TYPES)}")
+        if skip < 1:
+            raise ConfigError(f"attention skip={skip} must be >= 1")
+        if trunk_depth < 1:
+            raise ConfigError(f"model.trunk_depth={trunk_depth} must be >= 1")
+
+        def unit() -> ResidualUnit:
+            return ResidualUnit(channels, channels, channels, 1, norm_layer)
+
+        self.attention = attention
+        self.pre = unit()
+        self.trunk = nn.Sequential(*(unit() for _ in range(trunk_depth)))
+        pooled = input_size // 2
+        levels = skip - 1 if pooled % 4 == 0 else 0
+        self.mask = SoftMaskBranch(channels, levels, unit) if attention != "none" else None
+        self.post = unit()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pre(x)
+        trunk = self.trunk(x)
+        out = trunk if self.mask is None else combine(self.mask(x), trunk, self.attention)
+        return self.post(out)
