@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""One-command setup + run, needing only Python 3.10+:
+
+    python3 make.py train [hydra overrides]   # create .venv, install resattn[dev], run train.py
+    python3 make.py test  [pytest args]       # same environment, run the test suite
+
+Any other first argument runs that script/module inside the venv, e.g. ``python3 make.py eval.py ckpt_path=...``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("RESATTN_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def ensure_env(extras: str = "dev") -> None:
+    """Create the venv and (re)install the project (with sweep plugins and test tools) when pyproject.toml changed."""
+    if not PYTHON.exists():
+        print(f"[make] creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    stamp = VENV / f".resattn-installed-{extras or 'base'}"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    spec = f".[{extras}]" if extras else "."
+    print(f"[make] installing resattn{f'[{extras}]' if extras else ''} into {VENV}", flush=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True, cwd=ROOT)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "-e", spec], check=True, cwd=ROOT)
+    stamp.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    command, args = argv[0], argv[1:]
+    if command == "test":
+        ensure_env()
+        return subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
+    ensure_env()
+    script = {"train": "train.py", "eval": "eval.py"}.get(command, command)
+    cmd = [str(PYTHON), script, *args] if script.endswith(".py") else [str(PYTHON), "-m", script, *args]
+    return subprocess.call(cmd, cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,163 @@
+"""LightningModule: the training/evaluation step around a Residual Attention Network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from resattn.errors import ConfigError
+from resattn.schedulers import lightning_scheduler
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+L2_SCOPES = ("head", "all")
+
+
+def class_names(num_classes: int) -> list[str]:
+    return list(CIFAR10_CLASSES) if num_classes == len(CIFAR10_CLASSES) else [f"class_{i}" for i in range(num_classes)]
+
+
+class ResAttnModule(pl.LightningModule):
+    """Cross-entropy classifier with Keras-semantics L2, torchmetrics accuracy and test-time diagnostics.
+
+    Args:
+        cfg: the run's fully resolved config (plain dict). It is stored in every checkpoint, so
+            ``ResAttnModule.load_from_checkpoint`` and ``eval.py`` rebuild the exact model and protocol.
+    """
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = cfg
+        self.net: nn.Module = instantiate(cfg["model"], _convert_="all")
+        reg = cfg.get("regularization", {})
+        self.l2 = float(reg.get("l2", 0.0))
+        self.l2_scope = reg.get("l2_scope", "head")
+        if self.l2 < 0:
+            raise ConfigError(f"regularization.l2={self.l2} must be >= 0")
+        if self.l2_scope not in L2_SCOPES:
+            raise ConfigError(f"regularization.l2_scope={self.l2_scope!r} is not supported; allowed: {', '.join(L2_SCOPES)}")
+        self.label_smoothing = float(cfg.get("label_smoothing", 0.0))
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing={self.label_smoothing} must be in [0, 1)")
+        self.channels_last = bool(cfg.get("channels_last", False))
+        self.num_classes = int(cfg["model"]["num_classes"])
+        self.class_names = class_names(self.num_classes)
+        self._compiled: nn.Module | None = None
+
+        n = self.num_classes
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.train_acc = MulticlassAccuracy(n, average="micro")
+        self.val_acc = MulticlassAccuracy(n, average="micro")
+        self.test_acc = MulticlassAccuracy(n, average="micro")
+        self.test_class_acc = MulticlassAccuracy(n, average=None)
+        self.test_confmat = MulticlassConfusionMatrix(n)
+        # Best validation accuracy so far: a buffer, so it is checkpointed and resumes exactly.
+        self.register_buffer("val_acc_best", torch.tensor(0.0))
+        self.test_confusion: torch.Tensor | None = None
+        # Optimizer state to start from (ckpt_path=<file>: a new run from another run's checkpoint).
+        self.initial_optimizer_state: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------------------------- model
+    def configure_model(self) -> None:
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.cfg.get("compile") and self._compiled is None:
+            # Kept outside the module tree so state_dict keys stay those of the plain network.
+            self._compiled = torch.compile(self.net)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return (self._compiled or self.net)(x)
+
+    def l2_penalty(self) -> torch.Tensor | float:
+        """Keras ``kernel_regularizer=l2(c)``: ``c * sum(W**2)`` (no factor 1/2) on the chosen kernels."""
+        if self.l2 == 0.0:
+            return 0.0
+        if self.l2_scope == "head":
+            kernels = [self.net.classifier.weight]
+        else:
+            kernels = [m.weight for m in self.net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        return self.l2 * sum(w.pow(2).sum() for w in kernels)
+
+    # ----------------------------------------------------------------------------------- steps
+    def _step(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, y = batch[0], batch[1]
+        logits = self(x)
+        return logits, y, F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        logits, y, ce = self._step(batch)
+        loss = ce + self.l2_penalty()
+        self.train_loss.update(loss.detach(), weight=y.numel())
+        self.train_acc.update(logits.detach(), y)
+        return loss
+
+    def on_train_start(self) -> None:
+        if self.initial_optimizer_state is None:
+            return
+        optimizer = self.trainer.optimizers[0]
+        configured = [group["lr"] for group in optimizer.param_groups]
+        optimizer.load_state_dict(self.initial_optimizer_state)
+        for group, lr in zip(optimizer.param_groups, configured):  # this run's schedule owns the lr
+            group["lr"] = lr
+        self.initial_optimizer_state = None
+
+    def on_train_epoch_start(self) -> None:
+        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=False)
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss", self.train_loss.compute(), prog_bar=True)
+        self.log("train/acc", self.train_acc.compute(), prog_bar=True)
+        self.train_loss.reset()
+        self.train_acc.reset()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        logits, y, ce = self._step(batch)
+        self.val_loss.update(ce, weight=y.numel())
+        self.val_acc.update(logits, y)
+
+    def on_validation_epoch_end(self) -> None:
+        acc, loss = self.val_acc.compute(), self.val_loss.compute()
+        self.val_acc.reset()
+        self.val_loss.reset()
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best = torch.maximum(self.val_acc_best, acc.to(self.val_acc_best.device))
+        self.log("val/loss", loss, prog_bar=False)
+        self.log("val/acc", acc, prog_bar=True)
+        self.log("val/acc_best", self.val_acc_best, prog_bar=True)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        logits, y, ce = self._step(batch)
+        self.test_loss.update(ce, weight=y.numel())
+        for metric in (self.test_acc, self.test_class_acc, self.test_confmat):
+            metric.update(logits, y)
+
+    def on_test_epoch_end(self) -> None:
+        self.log("test/loss", self.test_loss.compute())
+        self.log("test/acc", self.test_acc.compute())
+        for name, acc in zip(self.class_names, self.test_class_acc.compute()):
+            self.log(f"test/acc_{name}", acc)
+        self.test_confusion = self.test_confmat.compute().cpu()
+        for metric in (self.test_loss, self.test_acc, self.test_class_acc, self.test_confmat):
+            metric.reset()
+
+    # ----------------------------------------------------------------------------------- optim
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.cfg["optimizer"])(params=self.net.parameters())
+        scheduler = lightning_scheduler(
+            instantiate(self.cfg.get("scheduler") or {"scheduler": None}),
+            optimizer,
+            total_steps=lambda: self.trainer.estimated_stepping_batches,
+        )
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -1,0 +1,96 @@
+"""Pictures written into a run directory: learning curves, confusion matrix, last-layer histogram."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+
+def read_epoch_metrics(csv_path: Path) -> dict[int, dict[str, float]]:
+    """Lightning CSVLogger rows merged per epoch (later rows win, so resumed runs replace replayed epochs)."""
+    per_epoch: dict[int, dict[str, float]] = {}
+    with open(csv_path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if not row.get("epoch"):
+                continue
+            values = per_epoch.setdefault(int(float(row["epoch"])), {})
+            for key, value in row.items():
+                if key not in ("epoch", "step") and value not in ("", None):
+                    values[key] = float(value)
+    return dict(sorted(per_epoch.items()))
+
+
+def plot_curves(csv_path: Path, out_path: Path, title: str = "") -> Path:
+    """``curves.png``: train/val loss, train/val accuracy and the learning rate per epoch."""
+    metrics = read_epoch_metrics(csv_path)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "acc", "accuracy")):
+        for split in ("train", "val"):
+            pts = [(e, m[f"{split}/{key}"]) for e, m in metrics.items() if f"{split}/{key}" in m]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", markersize=3, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    lr = [(e, m["lr"]) for e, m in metrics.items() if "lr" in m]
+    if lr:
+        axes[2].plot(*zip(*lr), marker="o", markersize=3, color="tab:green")
+        if all(v > 0 for _, v in lr):
+            axes[2].set_yscale("log")
+    axes[2].set_xlabel("epoch")
+    axes[2].set_ylabel("learning rate")
+    axes[2].grid(alpha=0.3)
+    fig.suptitle(title or "learning curves")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def plot_confusion_matrix(confusion: torch.Tensor, class_names: Sequence[str], out_path: Path, title: str = "") -> Path:
+    """``confusion_matrix.png``: counts, rows = true class, with per-row accuracy in the labels."""
+    cm = confusion.cpu().numpy()
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * n, 0.8 + 0.7 * n))
+    im = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    row_sums = cm.sum(axis=1)
+    labels = [f"{c} ({cm[i, i] / row_sums[i]:.2f})" if row_sums[i] else c for i, c in enumerate(class_names)]
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (accuracy)")
+    threshold = cm.max() / 2 if cm.size else 0
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7,
+                    color="white" if cm[i, j] > threshold else "black")
+    ax.set_title(title or "test confusion matrix")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def plot_weight_histogram(weights: torch.Tensor, out_path: Path, title: str = "") -> Path:
+    """``last_layer_hist.png``: histogram of the classifier kernel (as in the original report)."""
+    values = weights.detach().float().cpu().flatten().numpy()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(values, bins=max(10, min(200, int(math.sqrt(values.size)))), color="tab:blue")
+    ax.set_xlabel("weight value")
+    ax.set_ylabel("count")
+    ax.set_title(title or f"last layer weights (n={values.size:,})")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path

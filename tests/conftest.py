@@ -1,0 +1,57 @@
+"""Shared helpers: compose the real config tree and run train/eval in-process or as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from resattn.config import CONF_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A seconds-long CPU run: synthetic data, 4-channel network, small batches, no progress bar.
+TINY = [
+    "data=synthetic",
+    "model.width=4",
+    "trainer.accelerator=cpu",
+    "trainer.max_epochs=2",
+    "trainer.num_sanity_val_steps=0",
+    "callbacks.progress_bar=null",
+    "data.batch_size=32",
+]
+
+
+def compose_cfg(run_dir: Path, overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
+    """Compose like ``train.py`` would, with ``run_dir`` as the run directory (HydraConfig set)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=[*overrides, f"hydra.run.dir={run_dir}"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+        del cfg["hydra"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return cfg
+
+
+def run_script(*args: str, cwd: Path = REPO, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` in the repo with the test interpreter; output captured as text."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def tiny() -> list[str]:
+    return list(TINY)
