@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -18,6 +19,10 @@ from resattn.config import CONF_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Tiny models are dominated by per-op overhead: one thread per process avoids oversubscribing 2 cores.
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # A seconds-long CPU run: synthetic data, 4-channel network, small batches, no progress bar.
 TINY = [
     "data=synthetic",
@@ -26,7 +31,13 @@ TINY = [
     "trainer.max_epochs=2",
     "trainer.num_sanity_val_steps=0",
     "callbacks.progress_bar=null",
+    "data.train_size=256",
+    "data.val_size=64",
+    "data.test_size=64",
     "data.batch_size=32",
+    "optimizer.lr=0.01",
+    "model.init=torch",  # PyTorch BN momentum: running statistics settle within a few steps
+    "data.eval_batch_size=64",
 ]
 
 

@@ -78,3 +78,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+    def load_checkpoint(self, path: str | Path, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
+        # resattn checkpoints hold RNG states and the run config (numpy arrays, tuples): not weights-only.
+        return super().load_checkpoint(path, map_location=map_location, weights_only=False)

@@ -1,0 +1,412 @@
+"""CIFAR-10 LightningDataModule (config group ``data``): sources, leak-free splits, normalisation, loaders.
+
+Batch format:
+
+* loaders yield uint8 ``N×3×32×32`` images and int64 labels -- training batches ``(x, y, seed)`` with a
+  per-batch augmentation seed (0-dim int64 tensor), evaluation batches ``(x, y)``;
+* :meth:`CIFAR10DataModule.on_after_batch_transfer` (Lightning hook; also :meth:`prepare_batch`
+  without a trainer) turns them, on the training device, into ``(x_float32_normalised, y)``:
+  augmentation (training only, seeded by the batch's seed), uint8 → float, standardisation.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from resattn.data.loader import EvalLoader, TrainLoader
+from resattn.data.sources import (
+    CIFAR10_TEST_COUNT,
+    CIFAR10_TRAIN_COUNT,
+    CLASS_NAMES,
+    NUM_CLASSES,
+    SOURCES,
+    RawData,
+    channel_stats,
+    count_overlap,
+    default_root,
+    download_torchvision,
+    image_hashes,
+    load_source,
+    make_synthetic,
+    resolve_source,
+    torchvision_present,
+)
+from resattn.errors import ConfigError, DataError
+
+log = logging.getLogger("resattn.data")
+
+VAL_SOURCES = ("holdout", "seed_overlap")
+NORMALIZATIONS = ("pool", "seed")
+SPLITS = ("train", "val", "test")
+SEED_STD_EPS = 1e-6  # Keras featurewise_std_normalization: x / (std + 1e-6)
+
+
+def _check_int(key: str, value: Any, minimum: int, allow_none: bool = False) -> Optional[int]:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        extra = " or null" if allow_none else ""
+        raise ConfigError(f"data.{key}={value!r} must be an integer >= {minimum}{extra}")
+    return int(value)
+
+
+class CIFAR10DataModule(pl.LightningDataModule):
+    """CIFAR-10 (or the synthetic stand-in) for the Residual Attention Network runs.
+
+    Args:
+        source: ``auto`` (``root/cifar10.npz`` if present, else torchvision's folder) | ``npz`` |
+            ``torchvision`` | ``synthetic`` (generated data; only when selected explicitly).
+        root: folder holding ``cifar10.npz`` or ``cifar-10-batches-py/``; ``None`` = ``$RESATTN_DATA_DIR``
+            or ``./data``.
+        download: let torchvision download CIFAR-10 into ``root`` (needs internet).
+        train_size: training pool = the first ``train_size`` training images.
+        val_size: validation images.
+        test_size: cap on the official test images (``None`` = all 10,000); synthetic: test images
+            generated (``None`` = ``val_size``).
+        val_source: ``holdout`` (the last ``val_size`` of the training set, disjoint from the pool) |
+            ``seed_overlap`` (the last ``val_size`` of the pool, as the original: leaked).
+        normalization: ``pool`` (training-pool mean/std on the 0-1 scale, for every split) | ``seed``
+            (the original: each split standardised with its own statistics, 0-255 scale, std + 1e-6).
+        batch_size: training batch size (per process); the last partial batch is dropped.
+        eval_batch_size: validation/test batch size (every image is covered).
+        num_workers, pin_memory, persistent_workers: DataLoader backend options.
+        device_resident: ``auto`` (true on CUDA) | true (all images moved once to the training device,
+            batches sliced there) | false (a DataLoader over whole-batch items).
+        seed: data seed: epoch order and augmentation draws derive from it.
+        synthetic_seed: seed of the synthetic dataset.
+        augment: training augmentation, ``aug(x, generator) -> float 0-255`` (``None`` = none).
+    """
+
+    num_classes: int = NUM_CLASSES
+    class_names: tuple[str, ...] = CLASS_NAMES
+    image_shape: tuple[int, int, int] = (3, 32, 32)
+
+    def __init__(
+        self,
+        source: str = "auto",
+        root: Optional[Union[str, Path]] = None,
+        download: bool = False,
+        train_size: int = 30_000,
+        val_size: int = 5_000,
+        test_size: Optional[int] = None,
+        val_source: str = "holdout",
+        normalization: str = "pool",
+        batch_size: int = 128,
+        eval_batch_size: int = 500,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        device_resident: Union[str, bool] = "auto",
+        seed: int = 0,
+        synthetic_seed: int = 0,
+        augment: Optional[Any] = None,
+    ) -> None:
+        super().__init__()
+        if source not in SOURCES:
+            raise ConfigError(f"data.source={source!r} is not supported; allowed: {', '.join(SOURCES)}")
+        if val_source not in VAL_SOURCES:
+            raise ConfigError(f"data.val_source={val_source!r} is not supported; allowed: {', '.join(VAL_SOURCES)}")
+        if normalization not in NORMALIZATIONS:
+            raise ConfigError(
+                f"data.normalization={normalization!r} is not supported; allowed: {', '.join(NORMALIZATIONS)}"
+            )
+        if isinstance(device_resident, str) and device_resident.lower() in ("auto", "true", "false"):
+            low = device_resident.lower()
+            device_resident = "auto" if low == "auto" else low == "true"
+        elif not isinstance(device_resident, bool):
+            raise ConfigError(f"data.device_resident={device_resident!r} is not supported; allowed: auto, true, false")
+        self.source = source
+        self.root = Path(root) if root not in (None, "") else default_root()
+        self.download = bool(download)
+        self.train_size = _check_int("train_size", train_size, 1)
+        self.val_size = _check_int("val_size", val_size, 1)
+        self.test_size = _check_int("test_size", test_size, 1, allow_none=True)
+        self.val_source = val_source
+        self.normalization = normalization
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.eval_batch_size = _check_int("eval_batch_size", eval_batch_size, 1)
+        self.num_workers = _check_int("num_workers", num_workers, 0)
+        self.pin_memory = bool(pin_memory)
+        self.persistent_workers = bool(persistent_workers)
+        self.device_resident = device_resident
+        self.seed = _check_int("seed", seed if seed is not None else 0, 0)
+        self.synthetic_seed = _check_int("synthetic_seed", synthetic_seed, 0)
+        if augment is not None and not callable(augment):
+            raise ConfigError(
+                f"augment={augment!r} is not callable; expected an aug(x, generator) object "
+                "(config group augment) or None"
+            )
+        self.augment = augment
+
+        if self.val_source == "holdout":
+            if source != "synthetic" and self.train_size + self.val_size > CIFAR10_TRAIN_COUNT:
+                raise ConfigError(
+                    f"data.train_size={self.train_size} + data.val_size={self.val_size} > {CIFAR10_TRAIN_COUNT}: "
+                    "with data.val_source=holdout the validation images must lie outside the training pool; "
+                    "lower one of them (or use data.val_source=seed_overlap to reproduce the leaky original)"
+                )
+        elif self.val_size > self.train_size:
+            raise ConfigError(
+                f"data.val_size={self.val_size} > data.train_size={self.train_size}: with "
+                "data.val_source=seed_overlap the validation images are the last val_size of the pool"
+            )
+        if source != "synthetic":
+            if self.train_size > CIFAR10_TRAIN_COUNT:
+                raise ConfigError(
+                    f"data.train_size={self.train_size} exceeds the {CIFAR10_TRAIN_COUNT} CIFAR-10 training images"
+                )
+            if self.test_size is not None and self.test_size > CIFAR10_TEST_COUNT:
+                raise ConfigError(
+                    f"data.test_size={self.test_size} exceeds the {CIFAR10_TEST_COUNT} CIFAR-10 test images; "
+                    "use null for all"
+                )
+        if self.batch_size > self.train_size:
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} > data.train_size={self.train_size}: an epoch would have no "
+                "step (the last partial batch is dropped)"
+            )
+
+        # Filled by setup().
+        self.source_used: Optional[str] = None
+        self.train_x: Optional[torch.Tensor] = None  # uint8 N×3×32×32 (CPU)
+        self.train_y: Optional[torch.Tensor] = None
+        self.val_x: Optional[torch.Tensor] = None
+        self.val_y: Optional[torch.Tensor] = None
+        self.test_x: Optional[torch.Tensor] = None
+        self.test_y: Optional[torch.Tensor] = None
+        self.mean: Optional[tuple[float, float, float]] = None  # training-pool mean, 0-1 scale
+        self.std: Optional[tuple[float, float, float]] = None  # training-pool std, 0-1 scale
+        self.overlap: dict[str, int] = {}
+        self.rank = 0
+        self.world_size = 1
+        self._norm: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # split -> (scale, shift), 0-255 input
+        self._norm_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._resident_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # ----------------------------------------------------------------------------------------- data
+
+    def prepare_data(self) -> None:
+        """Download torchvision's CIFAR-10 when asked and not present (Lightning runs this on one process)."""
+        if self.source in ("auto", "torchvision") and self.download:
+            if not ((self.root / "cifar10.npz").is_file() and self.source == "auto"):
+                if not torchvision_present(self.root):
+                    download_torchvision(self.root)
+
+    def _load(self) -> RawData:
+        if self.source == "synthetic":
+            n_train = self.train_size + (self.val_size if self.val_source == "holdout" else 0)
+            n_test = self.test_size if self.test_size is not None else self.val_size
+            return make_synthetic(n_train, n_test, self.synthetic_seed)
+        resolved = resolve_source(self.source, self.root, self.download)
+        return load_source(resolved, self.root, self.download)
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        """Load, split and hash the data and compute the normalisation (once; later calls are no-ops)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and getattr(trainer, "world_size", 1) > 1:
+            self.rank, self.world_size = int(trainer.global_rank), int(trainer.world_size)
+        if self.train_x is not None:
+            return
+        raw = self._load()
+        n_train, n_test = len(raw.x_train), len(raw.x_test)
+        origin = raw.origin or raw.source
+        if self.train_size > n_train:
+            raise DataError(f"data.train_size={self.train_size} exceeds the {n_train} training images of {origin}")
+        if self.val_source == "holdout":
+            if self.train_size + self.val_size > n_train:
+                raise DataError(
+                    f"data.train_size={self.train_size} + data.val_size={self.val_size} exceeds the {n_train} "
+                    f"training images of {origin}: holdout validation must not overlap the pool; lower one of them"
+                )
+            x_val, y_val = raw.x_train[n_train - self.val_size :], raw.y_train[n_train - self.val_size :]
+        else:
+            lo = self.train_size - self.val_size
+            x_val, y_val = raw.x_train[lo : self.train_size], raw.y_train[lo : self.train_size]
+        x_pool, y_pool = raw.x_train[: self.train_size], raw.y_train[: self.train_size]
+        if self.test_size is not None and self.test_size > n_test:
+            raise DataError(f"data.test_size={self.test_size} exceeds the {n_test} test images of {origin}")
+        n_te = n_test if self.test_size is None else self.test_size
+        x_test, y_test = raw.x_test[:n_te], raw.y_test[:n_te]
+
+        pool_hashes = set(image_hashes(x_pool))
+        self.overlap = {"val": count_overlap(pool_hashes, x_val), "test": count_overlap(pool_hashes, x_test)}
+
+        mean255, std255 = channel_stats(x_pool)
+        self.mean = tuple(float(m) for m in mean255 / 255.0)  # type: ignore[assignment]
+        self.std = tuple(float(s) for s in std255 / 255.0)  # type: ignore[assignment]
+        if self.normalization == "pool":
+            # x01 = x / 255; (x01 - mean) / std = x * 1/(255 std) - mean/std
+            scale = 1.0 / std255
+            norm = {s: (scale, -mean255 * scale) for s in SPLITS}
+        else:
+            norm = {}
+            for split, xs in (("train", x_pool), ("val", x_val), ("test", x_test)):
+                m, sd = (mean255, std255) if split == "train" else channel_stats(xs)
+                scale = 1.0 / (sd + SEED_STD_EPS)
+                norm[split] = (scale, -m * scale)
+        self._norm = {
+            k: (torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32))
+            for k, (a, b) in norm.items()
+        }
+        self._norm_cache.clear()
+
+        def to_nchw(x: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+        self.train_x, self.train_y = to_nchw(x_pool), torch.from_numpy(np.ascontiguousarray(y_pool))
+        self.val_x, self.val_y = to_nchw(x_val), torch.from_numpy(np.ascontiguousarray(y_val))
+        self.test_x, self.test_y = to_nchw(x_test), torch.from_numpy(np.ascontiguousarray(y_test))
+        self.source_used = raw.source
+
+        if self.val_source == "seed_overlap":
+            log.warning(
+                "data.val_source=seed_overlap: the %d validation images are the last %d of the training pool "
+                "(as in the original notebook) -- validation accuracy is leaked/inflated",
+                self.val_size,
+                self.val_size,
+            )
+        log.info(
+            "data: source=%s train=%d val=%d test=%d overlap(train,val)=%d overlap(train,test)=%d",
+            raw.source,
+            len(self.train_x),
+            len(self.val_x),
+            len(self.test_x),
+            self.overlap["val"],
+            self.overlap["test"],
+        )
+
+    def _require_setup(self) -> None:
+        if self.train_x is None:
+            self.setup()
+
+    # -------------------------------------------------------------------------------------- loaders
+
+    def _device(self) -> torch.device:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            try:
+                return torch.device(trainer.strategy.root_device)
+            except Exception:  # pragma: no cover - strategy not ready
+                pass
+        return torch.device("cpu")
+
+    def resident_on(self, device: torch.device) -> bool:
+        """Whether loaders keep the images on ``device`` (``device_resident`` resolved for it)."""
+        if self.device_resident == "auto":
+            return device.type == "cuda"
+        return bool(self.device_resident)
+
+    def _on_device(self, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (split, str(device))
+        if key not in self._resident_cache:
+            x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
+            self._resident_cache[key] = (x.to(device), y.to(device))
+        return self._resident_cache[key]
+
+    def train_dataloader(self) -> TrainLoader:
+        self._require_setup()
+        device = self._device()
+        resident = self.resident_on(device)
+        steps = len(self.train_x) // (self.batch_size * self.world_size)
+        if steps < 1:
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} × {self.world_size} processes exceeds the "
+                f"{len(self.train_x)} training images: an epoch would have no step"
+            )
+        x, y = self._on_device("train", device) if resident else (self.train_x, self.train_y)
+        return TrainLoader(
+            x,
+            y,
+            self.batch_size,
+            self.seed,
+            rank=self.rank,
+            world_size=self.world_size,
+            device_resident=resident,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and device.type == "cuda",
+            persistent_workers=self.persistent_workers,
+        )
+
+    def _eval_loader(self, split: str) -> EvalLoader:
+        self._require_setup()
+        device = self._device()
+        if self.resident_on(device):
+            x, y = self._on_device(split, device)
+        else:
+            x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
+            if self.pin_memory and device.type == "cuda":
+                key = (split, "pinned")
+                if key not in self._resident_cache:
+                    self._resident_cache[key] = (x.pin_memory(), y.pin_memory())
+                x, y = self._resident_cache[key]
+        return EvalLoader(x, y, self.eval_batch_size)
+
+    def val_dataloader(self) -> EvalLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> EvalLoader:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> EvalLoader:
+        return self._eval_loader("test")
+
+    # ------------------------------------------------------------------------------------- batches
+
+    def normalizer(self, split: str, device: Union[str, torch.device] = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """``(scale, shift)`` of shape ``1×3×1×1`` with ``x_norm = x_0_255 * scale + shift`` for ``split``."""
+        self._require_setup()
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        key = (split, str(device))
+        if key not in self._norm_cache:
+            scale, shift = self._norm[split]
+            self._norm_cache[key] = (scale.view(1, -1, 1, 1).to(device), shift.view(1, -1, 1, 1).to(device))
+        return self._norm_cache[key]
+
+    def prepare_batch(
+        self, batch: Sequence[Any], train: bool, split: Optional[str] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x_uint8, y[, seed])`` → ``(x_float32_normalised, y)`` on the batch's device.
+
+        ``train=True`` applies ``self.augment`` with a ``torch.Generator(device=x.device)`` seeded by the
+        batch's seed (global RNG when the batch has none).  ``split`` picks the statistics under
+        ``normalization=seed`` (default: ``train`` if ``train`` else ``val``).  No channels_last here.
+        """
+        x, y = batch[0], batch[1]
+        seed = batch[2] if len(batch) > 2 else None
+        split = split or ("train" if train else "val")
+        if train and self.augment is not None:
+            generator = None
+            if seed is not None:
+                generator = torch.Generator(device=x.device)
+                generator.manual_seed(int(seed))
+            xf = self.augment(x, generator)
+        else:
+            xf = x.to(torch.float32)
+        scale, shift = self.normalizer(split, xf.device)
+        return torch.addcmul(shift, xf, scale), y
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Read the per-batch seed while it is still on the CPU: after the transfer, int() of a CUDA
+        # tensor would synchronise the device every step.
+        if isinstance(batch, (tuple, list)) and len(batch) == 3 and isinstance(batch[2], torch.Tensor):
+            if batch[2].device.type == "cpu":
+                return (batch[0], batch[1], int(batch[2]))
+        return batch
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        trainer = getattr(self, "trainer", None)
+        training = bool(trainer is not None and trainer.training)
+        if training:
+            split = "train"
+        elif trainer is not None and (trainer.testing or trainer.predicting):
+            split = "test"
+        else:
+            split = "val"
+        return self.prepare_batch(batch, train=training, split=split)

@@ -1,0 +1,237 @@
+"""Batched augmentations (resattn/data/augment.py): ranges, exactness, flip rate, seeding, configs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from resattn.data import KerasAugment, NoAugment, StandardAugment
+from resattn.data.augment import affine_grid
+from resattn.errors import ConfigError
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+CENTRE = 15.5  # (32 - 1) / 2: centre of a 32-pixel axis in pixel-index coordinates
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def random_batch(n: int = 16, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 3, 32, 32), generator=gen(seed), dtype=torch.uint8)
+
+
+def marker_batch(n: int, row: int, col: int) -> torch.Tensor:
+    x = torch.zeros(n, 3, 32, 32)
+    x[:, :, row, col] = 255.0
+    return x
+
+
+def centroids(out: torch.Tensor) -> torch.Tensor:
+    """Intensity centroid (row, col) of channel 0 of each image, ``N×2``."""
+    m = out[:, 0].clamp_min(0)
+    total = m.sum(dim=(1, 2))
+    rows = torch.arange(32, dtype=m.dtype)
+    r = (m.sum(dim=2) * rows).sum(dim=1) / total
+    c = (m.sum(dim=1) * rows).sum(dim=1) / total
+    return torch.stack([r, c], dim=1)
+
+
+# ----------------------------------------------------------------------------------- exactness
+
+
+def test_zero_ranges_are_exact_identity():
+    x = random_batch()
+    for aug in (
+        KerasAugment(rotation=0, width_shift=0, height_shift=0, zoom=(1, 1), horizontal_flip=False),
+        StandardAugment(padding=0, horizontal_flip=False),
+        NoAugment(),
+    ):
+        out = aug(x, gen())
+        assert out.dtype == torch.float32 and out.shape == x.shape
+        assert torch.equal(out, x.float()), type(aug).__name__
+
+
+@pytest.mark.parametrize(
+    "aug",
+    [
+        KerasAugment(rotation=0, width_shift=0, height_shift=0, zoom=(1, 1), horizontal_flip=True),
+        StandardAugment(padding=0, horizontal_flip=True),
+    ],
+    ids=["keras", "standard"],
+)
+def test_flip_only_gives_exact_flips_at_rate_one_half(aug):
+    x = random_batch(4000, seed=1).float()
+    out = aug(x, gen(2))
+    same = (out == x).flatten(1).all(dim=1)
+    flipped = (out == x.flip(-1)).flatten(1).all(dim=1)
+    assert bool((same | flipped).all())
+    rate = flipped.float().mean().item()
+    assert abs(rate - 0.5) < 0.04, rate  # 4000 draws: sd 0.008
+
+
+def test_keras_flip_rate_with_affine_active():
+    # Flip folded into the affine matrix: a left-right asymmetric marker lands on the other side.
+    aug = KerasAugment(rotation=0, width_shift=0, height_shift=0, zoom=(0.999, 1.0), horizontal_flip=True)
+    out = aug(marker_batch(2000, 16, 4), gen(3))
+    col = centroids(out)[:, 1]
+    left, right = col < CENTRE, col > CENTRE
+    assert bool((left | right).all())
+    assert abs(right.float().mean().item() - 0.5) < 0.05
+
+
+def test_float_and_uint8_inputs_agree():
+    x = random_batch(8)
+    aug = KerasAugment()
+    assert torch.equal(aug(x, gen(5)), aug(x.float(), gen(5)))
+
+
+# ---------------------------------------------------------------------------------- ranges
+
+
+def test_keras_shift_moves_a_marker_at_most_the_allowed_fraction():
+    aug = KerasAugment(rotation=0, width_shift=0.2, height_shift=0.1, zoom=(1, 1), horizontal_flip=False)
+    out = aug(marker_batch(512, 16, 16), gen(6))
+    d = centroids(out) - torch.tensor([16.0, 16.0])
+    dr, dc = d[:, 0], d[:, 1]
+    assert dr.abs().max() <= 0.1 * 32 + 1e-3 and dc.abs().max() <= 0.2 * 32 + 1e-3
+    # the whole range is used, in both directions, independently per axis
+    assert dc.max() > 5.5 and dc.min() < -5.5 and dr.max() > 2.7 and dr.min() < -2.7
+    assert abs(torch.corrcoef(torch.stack([dr, dc]))[0, 1].item()) < 0.15
+
+
+def test_keras_rotation_keeps_radius_and_bounds_angle():
+    aug = KerasAugment(rotation=20, width_shift=0, height_shift=0, zoom=(1, 1), horizontal_flip=False)
+    row, col = 16, 26
+    out = aug(marker_batch(512, row, col), gen(7))
+    c = centroids(out) - CENTRE
+    r0 = math.hypot(row - CENTRE, col - CENTRE)
+    radius = c.norm(dim=1)
+    assert (radius - r0).abs().max() < 0.5
+    a0 = math.atan2(row - CENTRE, col - CENTRE)
+    angle = torch.rad2deg(torch.atan2(c[:, 0], c[:, 1]) - a0)
+    assert angle.abs().max() <= 20 + 1.5
+    assert angle.max() > 17 and angle.min() < -17
+
+
+def test_keras_zoom_is_independent_per_axis_and_within_range():
+    aug = KerasAugment(rotation=0, width_shift=0, height_shift=0, zoom=(0.8, 1.2), horizontal_flip=False)
+    row = col = 24  # 8.5 px from the centre on both axes
+    out = aug(marker_batch(512, row, col), gen(8))
+    c = centroids(out) - CENTRE
+    # Keras convention: input = z * output (about the centre), so a point at p moves to p / z.
+    lo, hi = 8.5 / 1.2, 8.5 / 0.8
+    assert c.min() > lo - 0.6 and c.max() < hi + 0.6
+    assert (c[:, 0] - c[:, 1]).abs().max() > 2.0  # the two axes zoom independently
+
+
+def test_keras_matches_scipy_reference():
+    """Same geometry as keras-preprocessing's apply_affine_transform (scipy, order=1, mode='nearest')."""
+    ndi = pytest.importorskip("scipy.ndimage")
+    aug = KerasAugment()
+    x = random_batch(6, seed=9).float()
+    p = aug.sample_params(6, 32, 32, gen(10))
+    out = aug.apply_params(x, p)
+    c0 = CENTRE
+    offset = np.array([[1, 0, c0], [0, 1, c0], [0, 0, 1]])
+    reset = np.array([[1, 0, -c0], [0, 1, -c0], [0, 0, 1]])
+    for i in range(6):
+        t = np.deg2rad(p["theta"][i].item())
+        rot = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
+        shift = np.array([[1, 0, p["shift_r"][i].item()], [0, 1, p["shift_c"][i].item()], [0, 0, 1]])
+        zoom = np.diag([p["zoom_r"][i].item(), p["zoom_c"][i].item(), 1.0])
+        m = offset @ rot @ shift @ zoom @ reset
+        img = x[i].numpy().astype(np.float64)
+        ref = np.stack([ndi.affine_transform(ch, m[:2, :2], m[:2, 2], order=1, mode="nearest") for ch in img])
+        if p["flip"][i]:
+            ref = ref[:, :, ::-1]
+        assert np.abs(out[i].numpy() - ref).max() < 5e-3
+
+
+def test_affine_grid_equals_torch_affine_grid():
+    theta = torch.randn(7, 2, 3, generator=gen(11))
+    for h, w in ((32, 32), (8, 12)):
+        ref = F.affine_grid(theta, [7, 3, h, w], align_corners=False)
+        assert torch.allclose(affine_grid(theta, h, w), ref, atol=1e-5)
+
+
+def test_keras_nearest_interpolation_keeps_pixel_values():
+    x = random_batch(8, seed=12)
+    out = KerasAugment(interpolation="nearest")(x, gen(13))
+    values = set(x.unique().tolist())
+    assert set(out.unique().long().tolist()) <= values
+    assert torch.equal(out, out.round())
+
+
+def test_keras_fill_is_nearest_edge():
+    # A constant image stays constant under any transform with edge fill (no black corners).
+    x = torch.full((64, 3, 32, 32), 77.0)
+    out = KerasAugment()(x, gen(14))
+    assert torch.allclose(out, x, atol=1e-3)
+
+
+def test_standard_crop_offsets_and_zero_padding():
+    aug = StandardAugment(padding=4, horizontal_flip=False)
+    out = aug(marker_batch(512, 16, 16), gen(15))
+    pos = out[:, 0].flatten(1).argmax(dim=1)
+    r, c = pos // 32, pos % 32
+    assert (out[:, 0].flatten(1) > 0).sum(dim=1).eq(1).all()  # integer shift: the pixel is copied intact
+    assert (r - 16).abs().max() == 4 and (c - 16).abs().max() == 4
+    assert set((r - 16).tolist()) == set(range(-4, 5))
+    white = aug(torch.full((512, 3, 32, 32), 255, dtype=torch.uint8), gen(16))
+    black_rows = (white[:, 0] == 0).all(dim=2).sum(dim=1)
+    black_cols = (white[:, 0] == 0).all(dim=1).sum(dim=1)
+    assert black_rows.max() == 4 and black_cols.max() == 4
+    assert ((white == 0) | (white == 255)).all()
+
+
+# ------------------------------------------------------------------------------------ seeding
+
+
+@pytest.mark.parametrize("aug", [KerasAugment(), StandardAugment()], ids=["keras", "standard"])
+def test_same_seed_same_batch_different_seed_different_batch(aug):
+    x = random_batch(32, seed=17)
+    a, b, c = aug(x, gen(1)), aug(x, gen(1)), aug(x, gen(2))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    # one independent draw per image: images of one batch are transformed differently
+    same_image = random_batch(1, seed=18).expand(32, -1, -1, -1)
+    out = aug(same_image, gen(3))
+    assert len({tuple(o.flatten()[:64].tolist()) for o in out}) > 16
+
+
+# ------------------------------------------------------------------------------------ config
+
+
+def test_invalid_arguments_raise_config_errors():
+    with pytest.raises(ConfigError, match="augment.zoom"):
+        KerasAugment(zoom=(1.2, 0.8))
+    with pytest.raises(ConfigError, match="augment.zoom"):
+        KerasAugment(zoom=0.2)
+    with pytest.raises(ConfigError, match="augment.interpolation='bicubic'"):
+        KerasAugment(interpolation="bicubic")
+    with pytest.raises(ConfigError, match="augment.width_shift"):
+        KerasAugment(width_shift=1.5)
+    with pytest.raises(ConfigError, match="augment.rotation"):
+        KerasAugment(rotation=-5)
+    with pytest.raises(ConfigError, match="augment.fill_mode"):
+        KerasAugment(fill_mode="wrap")
+    with pytest.raises(ConfigError, match="augment.padding"):
+        StandardAugment(padding=-1)
+
+
+def test_augment_configs_instantiate():
+    keras = instantiate(OmegaConf.load(CONF / "augment" / "keras.yaml"))
+    assert isinstance(keras, KerasAugment)
+    assert (keras.rotation, keras.width_shift, keras.height_shift, keras.zoom) == (20.0, 0.2, 0.2, (0.8, 1.2))
+    assert keras.horizontal_flip and keras.interpolation == "bilinear" and keras.fill_mode == "nearest"
+    standard = instantiate(OmegaConf.load(CONF / "augment" / "standard.yaml"))
+    assert isinstance(standard, StandardAugment) and standard.padding == 4 and standard.horizontal_flip
+    assert isinstance(instantiate(OmegaConf.load(CONF / "augment" / "none.yaml")), NoAugment)
