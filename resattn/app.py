@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any, Callable
 
 import hydra
 from omegaconf import DictConfig
 
-from resattn.cli import EXIT_USER_ERROR, full_error_requested, run_cli
+from resattn.cli import EXIT_USER_ERROR, find_user_error, full_error_requested, one_line, run_cli
 from resattn.config import CONF_DIR
-from resattn.errors import ConfigError, ResattnError
+from resattn.errors import ConfigError
 from resattn.resume import expand_resume_args
 
 
@@ -25,14 +26,37 @@ def optimized_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
     return float(value.item() if hasattr(value, "item") else value)
 
 
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _record_failure(cfg: DictConfig, exc: BaseException) -> None:
+    """A failed sweep job leaves ``metrics.json`` with ``status=failed`` so the sweep summary keeps its row."""
+    from pathlib import Path
+
+    from resattn.results import write_metrics
+
+    cause = find_user_error(exc) or exc
+    write_metrics(Path(cfg.paths.output_dir), {"status": "failed", "error": f"{type(cause).__name__}: {one_line(cause)}"})
+
+
 def _run(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> float | None:
     try:
         return optimized_value(cfg, task(cfg))
-    except ResattnError as exc:
-        if full_error_requested():
-            raise
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+    except Exception as exc:
+        if _in_multirun() and not full_error_requested():
+            # One failing job must not abort the sweep or lose the other jobs' results.
+            logging.getLogger("resattn").error("job failed: %s: %s", type(exc).__name__, exc)
+            _record_failure(cfg, exc)
+            return float("nan")
+        user_error = find_user_error(exc)
+        if user_error is not None and not full_error_requested():
+            print(f"error: {one_line(user_error)}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+        raise
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
