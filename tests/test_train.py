@@ -114,14 +114,17 @@ def test_resume_is_bitwise_identical(tmp_path: Path) -> None:
 
 
 def test_cli_train_resume_and_eval(tmp_path: Path) -> None:
-    run = tmp_path / "cli_run"
-    args = [*TINY, "trainer.max_epochs=1", f"hydra.run.dir={run}"]
+    original = tmp_path / "cli_run_before_move"
+    args = [*TINY, "trainer.max_epochs=1", f"hydra.run.dir={original}"]
     first = run_script("train.py", *args)
     assert first.returncode == 0, first.stderr[-2000:]
+    run = original.rename(tmp_path / "cli_run")  # checkpoint paths are run-relative: a moved run resumes
     resumed = run_script("train.py", f"resume={run}", "trainer.max_epochs=2")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epochs"] == 2  # continued in the same run directory, original overrides replayed
+    assert (run / metrics["best_ckpt"]).is_file() and not original.exists()
+    assert len(list((run / "checkpoints").glob("epoch_*.ckpt"))) == 1  # the old best was replaced, not leaked
     evaluated = run_script("eval.py", f"ckpt_path={run}", f"hydra.run.dir={tmp_path / 'eval'}")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     eval_metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
