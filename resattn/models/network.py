@@ -32,6 +32,28 @@ def keras_init_(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
+_BLOCK_KEYS = {"unit": ({"width", "out"}, {"stride", "repeat"}), "attention": ({"skip"}, {"repeat"})}
+
+
+def _check_block(index: int, spec: Mapping[str, Any]) -> str:
+    """Validate one ``model.layout`` entry; returns its type."""
+    where = f"model.layout[{index}]"
+    kind = spec.get("type")
+    if kind not in _BLOCK_KEYS:
+        raise ConfigError(f"{where}.type={kind!r} is not supported; allowed: {', '.join(BLOCK_TYPES)}")
+    required, optional = _BLOCK_KEYS[kind]
+    keys = set(spec) - {"type"}
+    if missing := required - keys:
+        raise ConfigError(f"{where} ({kind}) lacks {', '.join(sorted(missing))}; a {kind} needs {', '.join(sorted(required))}")
+    if unknown := keys - required - optional:
+        raise ConfigError(f"{where} ({kind}) has unknown keys {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(required | optional))}")
+    for key in keys:
+        value = spec[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{where}.{key}={value!r} must be an integer >= 1")
+    return kind
+
+
 class ResidualAttentionNet(nn.Module):
     """Stem → layout of residual units and attention modules → head (pool, dropout, dense).
 
@@ -85,8 +107,8 @@ class ResidualAttentionNet(nn.Module):
 
         channels, size = width, input_size // 2
         blocks: list[nn.Module] = []
-        for spec in layout:
-            kind = spec.get("type")
+        for index, spec in enumerate(layout):
+            kind = _check_block(index, spec)
             for _ in range(int(spec.get("repeat", 1))):
                 if kind == "unit":
                     stride = int(spec.get("stride", 1))
@@ -97,8 +119,6 @@ class ResidualAttentionNet(nn.Module):
                     blocks.append(
                         AttentionModule(channels, int(spec["skip"]), size, attention, trunk_depth, norm_layer)
                     )
-                else:
-                    raise ConfigError(f"model.layout block type {kind!r} is not supported; allowed: {', '.join(BLOCK_TYPES)}")
         self.blocks = nn.Sequential(*blocks)
 
         head: list[nn.Module] = []
