@@ -9,10 +9,11 @@ from typing import Any, Callable
 import hydra
 from omegaconf import DictConfig
 
-from resattn.cli import EXIT_USER_ERROR, find_user_error, full_error_requested, one_line, run_cli
+from resattn.cli import exit_code, find_user_error, full_error_requested, one_line, run_cli
 from resattn.config import CONF_DIR
 from resattn.errors import ConfigError
-from resattn.resume import expand_resume_args
+from resattn.resume import expand_resume_args, find_resume_dir, keep_run_dir_on_failure
+from resattn.validation import preflight
 
 
 def optimized_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
@@ -55,7 +56,7 @@ def _run(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> float
         user_error = find_user_error(exc)
         if user_error is not None and not full_error_requested():
             print(f"error: {one_line(user_error)}", file=sys.stderr)
-            sys.exit(EXIT_USER_ERROR)
+            sys.exit(exit_code(user_error))
         raise
 
 
@@ -74,11 +75,18 @@ def _evaluate(cfg: DictConfig) -> float | None:
 
 
 def train_main() -> None:
-    """``python train.py [overrides]``; ``resume=<run dir>`` replays that run's overrides in place."""
+    """``python train.py [overrides]``; ``resume=<run dir>`` replays that run's overrides in place.
+
+    The composed config and its inputs are checked before Hydra writes anything, so a bad value never
+    leaves a new run directory behind nor rewrites a resumed run's ``.hydra/*.yaml``.
+    """
 
     def body() -> int:
-        sys.argv = [sys.argv[0], *expand_resume_args(sys.argv[1:])]
-        _train()
+        args = expand_resume_args(sys.argv[1:])
+        preflight("train", args)
+        sys.argv = [sys.argv[0], *args]
+        with keep_run_dir_on_failure(find_resume_dir(args)):
+            _train()
         return 0
 
     sys.exit(run_cli(body))
@@ -86,4 +94,10 @@ def train_main() -> None:
 
 def eval_main() -> None:
     """``python eval.py ckpt_path=<checkpoint file or run dir>``."""
-    _evaluate()
+
+    def body() -> int:
+        preflight("eval", sys.argv[1:])
+        _evaluate()
+        return 0
+
+    sys.exit(run_cli(body))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -28,6 +28,60 @@ def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS) or "cfg" not in (ckpt.get("hyper_parameters") or {}):
         raise CheckpointError(f"{key}={path}: not a resattn checkpoint (no stored model config); pass a checkpoint written by train.py")
     return ckpt
+
+
+def _flatten(tree: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(tree, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}.{k}"))
+        return out
+    return {prefix: tree}
+
+
+def config_differences(stored: Mapping[str, Any] | None, current: Mapping[str, Any] | None, prefix: str = "model") -> list[str]:
+    """``key (checkpoint A, now B)`` for every leaf of two config sections that differs."""
+    a, b = _flatten(stored or {}, prefix), _flatten(current or {}, prefix)
+    return [f"{k} (checkpoint {a.get(k, '<unset>')}, now {b.get(k, '<unset>')})"
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def _shape(size: Any) -> str:
+    return "(" + ", ".join(str(int(d)) for d in size) + ")"
+
+
+def check_compatible(
+    shapes: Mapping[str, Any],
+    ckpt: Mapping[str, Any],
+    key: str,
+    model_cfg: Mapping[str, Any] | None = None,
+    fix: str = "use a checkpoint of the same model, or set the model config the checkpoint was trained with",
+    prefix: str = "",
+) -> None:
+    """Raise a one-line :class:`CheckpointError` when ``ckpt``'s weights do not fit a model with ``shapes``.
+
+    ``shapes`` maps state-dict keys to shapes (``module.state_dict()`` shapes); the message names the first
+    mismatching tensor with both shapes and the ``model.*`` config keys that differ from the checkpoint's.
+    """
+    stored = {k: v for k, v in (ckpt.get("state_dict") or {}).items() if k.startswith(prefix)}
+    shapes = {k: v for k, v in shapes.items() if k.startswith(prefix)}
+    mismatch = next(((k, v.shape, shapes[k]) for k, v in stored.items()
+                     if k in shapes and hasattr(v, "shape") and tuple(v.shape) != tuple(shapes[k])), None)
+    missing = [k for k in shapes if k not in stored]
+    unexpected = [k for k in stored if k not in shapes]
+    if mismatch is None and not missing and not unexpected:
+        return
+    if mismatch is not None:
+        name, theirs, ours = mismatch
+        what = f"{name} is {_shape(theirs)} in the checkpoint but {_shape(ours)} in the configured model"
+    elif missing:
+        what = f"{len(missing)} tensor(s) of the configured model are not in the checkpoint (first: {missing[0]})"
+    else:
+        what = f"{len(unexpected)} checkpoint tensor(s) do not exist in the configured model (first: {unexpected[0]})"
+    stored_model = ((ckpt.get("hyper_parameters") or {}).get("cfg") or {}).get("model")
+    diffs = config_differences(stored_model, model_cfg) if model_cfg is not None else []
+    where = f"; config differs at {', '.join(diffs[:3])}" if diffs else ""
+    raise CheckpointError(f"{key}: incompatible model: {what}{where}; {fix}")
 
 
 def best_checkpoint_of_run(run_dir: Path) -> Path:

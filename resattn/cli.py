@@ -8,7 +8,8 @@ from typing import Callable
 
 from resattn.errors import ResattnError
 
-EXIT_USER_ERROR = 2
+EXIT_USER_ERROR = 2  # bad input: config, data, checkpoint, resume dir
+EXIT_SIGINT = 130  # 128 + SIGINT; a stop by SIGTERM exits 143 (see resattn.callbacks.signals.RunInterrupted)
 
 
 def full_error_requested() -> bool:
@@ -28,11 +29,19 @@ def find_user_error(exc: BaseException) -> ResattnError | None:
 
 
 def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    text = str(exc).split("\nConfig search path:")[0]  # Hydra appends its search path to missing-config errors
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def exit_code(exc: BaseException) -> int:
+    """Exit status of a user-facing error: its ``exit_code`` (e.g. 3 for a diverged run), else 2."""
+    return int(getattr(exc, "exit_code", EXIT_USER_ERROR))
 
 
 def run_cli(body: Callable[[], int]) -> int:
-    """Run ``body``; user errors (ours and Hydra's config errors) become ``error: <message>`` and exit code 2."""
+    """Run ``body``; user errors (ours and Hydra's config errors) become ``error: <message>`` and exit code 2
+    (or the error's own ``exit_code``); stops by signal become ``interrupted: <message>``, exit 128 + signal.
+    """
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -41,5 +50,17 @@ def run_cli(body: Callable[[], int]) -> int:
     except (ResattnError, HydraException, OmegaConfBaseException) as exc:
         if full_error_requested():
             raise
-        print(f"error: {one_line(find_user_error(exc) or exc)}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        user_error = find_user_error(exc) or exc
+        print(f"error: {one_line(user_error)}", file=sys.stderr)
+        return exit_code(user_error)
+    except SystemExit as exc:
+        message = getattr(exc, "user_message", None)  # resattn.callbacks.signals.RunInterrupted
+        if message is None:
+            raise
+        print(f"interrupted: {one_line(exc)}", file=sys.stderr)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        if full_error_requested():
+            raise
+        print("interrupted: SIGINT before training started; nothing was saved", file=sys.stderr)
+        return EXIT_SIGINT

@@ -52,9 +52,16 @@ class ResAttnModule(pl.LightningModule):
         self._compiled: nn.Module | None = None
 
         n = self.num_classes
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
-        self.train_acc = MulticlassAccuracy(n, average="micro")
-        self.val_acc = MulticlassAccuracy(n, average="micro")
+        # Per-step updates of the training/validation metrics never wait for the device: no NaN scan of the
+        # loss (``nan_strategy="warn"`` reads ``isnan(x).any()`` every step and then *drops* NaN losses, which
+        # would hide a divergence from the epoch mean; with "disable" a NaN step makes the mean NaN) and no
+        # value check of the targets (``validate_args`` runs ``torch.unique`` every step; the data module
+        # validates the labels once at load time).  Each of those was a host sync per step on a GPU.
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.test_loss = MeanMetric()
+        self.train_acc = MulticlassAccuracy(n, average="micro", validate_args=False)
+        self.val_acc = MulticlassAccuracy(n, average="micro", validate_args=False)
         self.test_acc = MulticlassAccuracy(n, average="micro")
         self.test_class_acc = MulticlassAccuracy(n, average=None)
         self.test_confmat = MulticlassConfusionMatrix(n)

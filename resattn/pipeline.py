@@ -16,13 +16,15 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_info
 
 from resattn.callbacks import AtomicCheckpointIO
-from resattn.checkpoints import best_checkpoint_of_run, load_checkpoint
+from resattn.callbacks.signals import fit as fit_until_stopped
+from resattn.checkpoints import best_checkpoint_of_run, check_compatible, load_checkpoint
 from resattn.errors import ConfigError
 from resattn.module import ResAttnModule
 from resattn.plots import plot_confusion_matrix, plot_curves, plot_weight_histogram
 from resattn.results import print_results, write_metrics
 from resattn.resume import override_key, resume_checkpoint
 from resattn.summary import summarize
+from resattn.validation import check_config, check_data
 
 log = logging.getLogger("resattn")
 
@@ -48,9 +50,14 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], **o
 def init_from_checkpoint(module: ResAttnModule, path: str | Path) -> None:
     """``ckpt_path=<file>``: start a *new* run from a checkpoint's weights and optimizer state."""
     ckpt = load_checkpoint(path, key="ckpt_path")
+    check_compatible(_shapes(module), ckpt, key=f"ckpt_path={path}", model_cfg=module.cfg.get("model"))
     module.load_state_dict(ckpt["state_dict"])
     states = ckpt.get("optimizer_states") or []
     module.initial_optimizer_state = states[0] if states else None
+
+
+def _shapes(module: ResAttnModule) -> dict[str, torch.Size]:
+    return {k: v.shape for k, v in module.state_dict().items()}
 
 
 def _relative(path: str, run_dir: Path) -> str:
@@ -69,6 +76,7 @@ def _test_outputs(module: ResAttnModule, run_dir: Path, title: str) -> None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, and write ``metrics.json``, plots and checkpoints into the run dir."""
+    check_config(cfg, "train")
     run_dir = Path(cfg.paths.output_dir)
     resume_ckpt = resume_checkpoint(Path(cfg.resume)) if cfg.get("resume") else None
     pl.seed_everything(cfg.seed, workers=True)
@@ -85,7 +93,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     trainer = build_trainer(cfg, callbacks, loggers)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None)
+    try:
+        fit_until_stopped(trainer, module, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None)
+    except RuntimeError:
+        if resume_ckpt is not None:  # a load_state_dict size mismatch becomes a one-line CheckpointError
+            check_compatible(_shapes(module), load_checkpoint(resume_ckpt, key="resume"), key=f"resume={cfg.resume}",
+                             model_cfg=module.cfg.get("model"), fix="a resumed run keeps its model; drop the model override")
+        raise
 
     metrics: dict[str, Any] = {
         "val/acc_best": float(module.val_acc_best),
@@ -116,6 +130,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Rebuild model and data protocol from a checkpoint and evaluate it on the test set."""
+    check_config(cfg, "eval")
     run_dir = Path(cfg.paths.output_dir)
     ckpt_file = resolve_eval_checkpoint(cfg.ckpt_path)
     ckpt = load_checkpoint(ckpt_file, key="ckpt_path")
@@ -124,7 +139,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data_overrides = [o for o in HydraConfig.get().overrides.task if override_key(o).startswith("data.")]
     stored = OmegaConf.merge(stored, OmegaConf.from_dotlist(data_overrides))
     module = ResAttnModule(ckpt["hyper_parameters"]["cfg"])
+    check_compatible(_shapes(module), ckpt, key=f"ckpt_path={ckpt_file}")
     module.load_state_dict(ckpt["state_dict"])
+    check_data(stored)  # the stored protocol with this command's data overrides
     datamodule = build_datamodule(stored)
     trainer = build_trainer(cfg, callbacks=[], loggers=[])
     tested = trainer.test(module, datamodule=datamodule, verbose=False)

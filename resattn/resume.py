@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
+from typing import Any, Iterator
 
 import yaml
 
 from resattn.errors import CheckpointError
 
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 
 
 def override_key(override: str) -> str:
@@ -51,8 +55,90 @@ def expand_resume_args(args: list[str]) -> list[str]:
     saved_file = run_dir / ".hydra" / "overrides.yaml"
     if not saved_file.is_file():
         raise CheckpointError(f"resume={run_dir}: .hydra/overrides.yaml not found; is this a train.py run directory?")
-    saved = yaml.safe_load(saved_file.read_text()) or []
+    saved = read_saved_overrides(saved_file, run_dir)
     new_keys = {override_key(a) for a in args if "=" in a}
     replay = [o for o in saved if override_key(o) not in new_keys | {"resume", "hydra.run.dir"}]
     rest = [a if override_key(a) != "resume" else f"resume={run_dir}" for a in args]
     return replay + rest + [f"hydra.run.dir={run_dir}"]
+
+
+def read_saved_overrides(path: Path, run_dir: Path) -> list[str]:
+    """A run's ``.hydra/overrides.yaml``; an empty or garbled file is an error, never "no overrides"."""
+    text = path.read_text()
+    try:
+        saved = yaml.safe_load(text)
+    except yaml.YAMLError:
+        saved = None
+    if not isinstance(saved, list) or not all(isinstance(o, str) for o in saved):
+        raise CheckpointError(
+            f"resume={run_dir}: .hydra/overrides.yaml is empty or corrupt (the run was killed while it was "
+            "written?); rewrite it as a YAML list of the run's overrides, or start a new run with "
+            f"ckpt_path={run_dir / LAST_CKPT}"
+        )
+    return saved
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@contextlib.contextmanager
+def keep_run_dir_on_failure(run_dir: Path | None, bad_input_code: int = 2) -> Iterator[None]:
+    """Undo Hydra's rewrite of ``<run_dir>/.hydra/*.yaml`` when a resumed command fails before saving.
+
+    Hydra writes the new command's config into the run directory before the task starts. If the command
+    then fails (non-zero exit or an exception) and ``checkpoints/last.ckpt`` was not replaced, the run's
+    saved config still describes its checkpoint, so the previous files are put back. After a bad-input
+    error (exit status ``bad_input_code``) the run's ``*.log`` files are also cut back to their old size and
+    files the command created (e.g. an empty TensorBoard event file) are removed: no trace is left.
+    """
+    if run_dir is None:
+        yield
+        return
+    hydra_dir = run_dir / ".hydra"
+    saved = {name: (hydra_dir / name).read_bytes() for name in HYDRA_FILES if (hydra_dir / name).is_file()}
+    log_sizes = {p: p.stat().st_size for p in run_dir.glob("*.log") if p.is_file()}
+    existing = set(run_dir.rglob("*"))
+    before = _stamp(run_dir / LAST_CKPT)
+    code: Any = 1
+    try:
+        yield
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+        raise
+    finally:
+        if code not in (0, None) and _stamp(run_dir / LAST_CKPT) == before:
+            if code == bad_input_code:
+                _undo_additions(run_dir, existing, log_sizes)
+            for name, data in saved.items():
+                current = hydra_dir / name
+                if not current.is_file() or current.read_bytes() != data:
+                    _write_atomic(current, data)
+
+
+def _undo_additions(run_dir: Path, existing: set[Path], log_sizes: dict[Path, int]) -> None:
+    """Cut logs back to ``log_sizes`` and delete files and folders that are not in ``existing``."""
+    for path, size in log_sizes.items():
+        if path.is_file() and path.stat().st_size > size:
+            os.truncate(path, size)
+    added = sorted(set(run_dir.rglob("*")) - existing, key=lambda p: len(p.parts), reverse=True)
+    for path in added:  # deepest first, so folders are empty when their turn comes
+        if path.is_dir() and not path.is_symlink():
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.restore.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

@@ -1,7 +1,19 @@
 """Lightning callbacks and checkpoint plumbing used by the training app."""
 
-from resattn.callbacks.checkpoint import AtomicCheckpointIO, RunCheckpoint
+from resattn.callbacks.checkpoint import AtomicCheckpointIO, RunCheckpoint, remove_stale_temporaries
+from resattn.callbacks.divergence import DivergenceGuard, TrainingDiverged
 from resattn.callbacks.histograms import WeightHistograms
 from resattn.callbacks.rng_state import RNGStateCallback
+from resattn.callbacks.signals import GracefulStop, RunInterrupted
 
-__all__ = ["AtomicCheckpointIO", "RNGStateCallback", "RunCheckpoint", "WeightHistograms"]
+__all__ = [
+    "AtomicCheckpointIO",
+    "DivergenceGuard",
+    "GracefulStop",
+    "RNGStateCallback",
+    "RunCheckpoint",
+    "RunInterrupted",
+    "TrainingDiverged",
+    "WeightHistograms",
+    "remove_stale_temporaries",
+]

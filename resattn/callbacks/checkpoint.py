@@ -2,22 +2,56 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+log = logging.getLogger("resattn")
+
 _PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+TMP_GLOB = ".*.ckpt.*.tmp"  # AtomicCheckpointIO's temporary files: .<name>.ckpt.<random>.tmp
+
+
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Delete temporary checkpoint files a killed write left in ``directory``; return what was removed."""
+    removed = []
+    for tmp in Path(directory).glob(TMP_GLOB):
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except FileNotFoundError:
+            pass
+    if removed:
+        log.info("removed %d unfinished checkpoint file(s) of an interrupted write in %s", len(removed), directory)
+    return removed
+
+
+def _fsync_dir(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` whose saved state names files relative to its directory.
+    """``ModelCheckpoint`` whose saved state names files relative to its directory, and whose ``last.ckpt``
+    really is the last state.
 
-    A run directory that was moved or copied elsewhere therefore resumes with its best/last checkpoint
-    bookkeeping intact instead of pointing into the old location.
+    * A run directory that was moved or copied elsewhere resumes with its best/last checkpoint
+      bookkeeping intact instead of pointing into the old location.
+    * Lightning writes ``last.ckpt`` only when a top-k checkpoint is saved (with ``monitor`` and
+      ``save_top_k=1``: only when the metric improves), so a resume would silently redo every epoch since
+      the last improvement. With ``save_last`` set, this class also writes it at every other epoch end.
+    * Temporary files of a write that was killed (``kill -9``) are removed when training starts.
     """
 
     def _relative(self, path: str) -> str:
@@ -40,6 +74,40 @@ class RunCheckpoint(ModelCheckpoint):
         state["best_k_models"] = {self._relative(k): v for k, v in state.get("best_k_models", {}).items()}
         state["dirpath"] = "."
         return state
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage == "fit" and trainer.is_global_zero and self.dirpath and os.path.isdir(self.dirpath):
+            remove_stale_temporaries(self.dirpath)
+
+    @staticmethod
+    def _link_checkpoint(trainer: pl.Trainer, filepath: str, linkpath: str) -> None:
+        """``save_last="link"``: replace ``last.ckpt`` by the new symlink atomically (never a missing file)."""
+        if trainer.is_global_zero and os.path.abspath(filepath) != os.path.abspath(linkpath):
+            directory = Path(linkpath).parent
+            tmp = directory / f".{Path(linkpath).name}.{os.getpid()}.link.tmp"
+            if tmp.is_symlink() or tmp.exists():
+                tmp.unlink()
+            os.symlink(os.path.relpath(filepath, directory), tmp)
+            os.replace(tmp, linkpath)
+            _fsync_dir(directory)
+        trainer.strategy.barrier()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_every_epoch(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_every_epoch(trainer)
+
+    def _save_last_every_epoch(self, trainer: pl.Trainer) -> None:
+        if not self.save_last or self._should_skip_saving_checkpoint(trainer):  # skip: already saved this step
+            return
+        self._last_checkpoint_saved = ""  # save_last="link": nothing newer to link to; write the file
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state = dict(state_dict)
@@ -65,6 +133,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
+            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
             with os.fdopen(fd, "wb") as handle:
                 torch.save(checkpoint, handle)
                 handle.flush()
@@ -73,11 +142,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(path.parent)
 
     def load_checkpoint(self, path: str | Path, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
         # resattn checkpoints hold RNG states and the run config (numpy arrays, tuples): not weights-only.

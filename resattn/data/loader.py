@@ -158,10 +158,15 @@ class TrainLoader:
         self.device_resident = bool(device_resident)
         self._dataloader: Optional[DataLoader] = None
         if not self.device_resident:
+            # Its own generator: iter(DataLoader) draws a base seed, which must not consume the global RNG
+            # (a mid-epoch resume would otherwise shift every later dropout mask by one draw).
+            generator = torch.Generator()
+            generator.manual_seed(int(seed))
             self._dataloader = DataLoader(
                 self.dataset,
                 sampler=self.sampler,
                 batch_size=None,
+                generator=generator,
                 num_workers=num_workers,
                 pin_memory=pin_memory,
                 persistent_workers=persistent_workers and num_workers > 0,
