@@ -41,7 +41,7 @@ Floor: ``ratio >= 0.95`` (``--strict`` exits 1 below it).  ``--profile`` runs on
 cProfile instead and prints where the time goes.
 
     python benchmarks/loop_overhead.py [--mode paired|runs] [--width 8] [--batch-size 16] [--steps 120]
-        [--reps 5] [--threads 1] [--device cpu|cuda] [--experiment seed_regularized] [--profile] [--strict]
+        [--reps 3] [--threads 1] [--device cpu|cuda] [--experiment seed_regularized] [--profile] [--strict]
         [hydra overrides for both sides ...]
 """
 
@@ -397,7 +397,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=120, help="training steps per epoch")
     p.add_argument("--epochs", type=int, default=1, help="epochs per repetition (--mode runs only: more than 1)")
-    p.add_argument("--reps", type=int, default=5, help="timed repetitions")
+    p.add_argument("--reps", type=int, default=3, help="timed repetitions")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: trainer.accelerator=gpu, data resident on the GPU")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: robust on a shared machine; 0: torch's default)")
     p.add_argument("--seed", type=int, default=0)

@@ -213,10 +213,18 @@ def _select(cfg: DictConfig, key: str) -> Any:
     try:
         value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
     except OmegaConfBaseException as exc:
+        if "hydra" in str(exc).lower() and not _hydra_initialized():
+            return _ABSENT  # ${hydra:...} has a value only inside the Hydra app: checked again there
         raise ConfigError(f"{key}: cannot be resolved ({' '.join(str(exc).split()[:30])}); set it explicitly") from None
     if OmegaConf.is_config(value):
         value = OmegaConf.to_container(value, resolve=True)
     return value
+
+
+def _hydra_initialized() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized()
 
 
 def check_rules(cfg: DictConfig, rules: Mapping[str, Rule]) -> None:
@@ -262,22 +270,22 @@ def _check_epochs(cfg: DictConfig) -> None:
 
 
 def _check_data_sizes(cfg: DictConfig) -> None:
-    data = cfg.get("data")
-    if not data:
+    source, val_source, train, val, test, batch = (_select(cfg, f"data.{k}") for k in (
+        "source", "val_source", "train_size", "val_size", "test_size", "batch_size"))
+    if any(v is _ABSENT for v in (source, val_source, train, val, test, batch)):
         return
-    synthetic = data.get("source") == "synthetic"
-    train, val, test, batch = (data.get(k) for k in ("train_size", "val_size", "test_size", "batch_size"))
+    synthetic = source == "synthetic"
     if not synthetic:
         if train > CIFAR10_TRAIN_COUNT:
             raise ConfigError(f"data.train_size={train}: out of range; CIFAR-10 has {CIFAR10_TRAIN_COUNT} training images")
-        if data.get("val_source") == "holdout" and train + val > CIFAR10_TRAIN_COUNT:
+        if val_source == "holdout" and train + val > CIFAR10_TRAIN_COUNT:
             raise ConfigError(
                 f"data.train_size={train} + data.val_size={val}: out of range; with data.val_source=holdout they must "
                 f"sum to <= {CIFAR10_TRAIN_COUNT} (validation images lie outside the pool); lower one of them"
             )
         if test is not None and test > CIFAR10_TEST_COUNT:
             raise ConfigError(f"data.test_size={test}: out of range; CIFAR-10 has {CIFAR10_TEST_COUNT} test images (null = all)")
-    if data.get("val_source") == "seed_overlap" and val > train:
+    if val_source == "seed_overlap" and val > train:
         raise ConfigError(f"data.val_size={val}: out of range; with data.val_source=seed_overlap it must be "
                           f"<= data.train_size={train}")
     if batch > train:
@@ -289,11 +297,9 @@ def _check_data_root(cfg: DictConfig) -> None:
     """The data folder holds what ``data.source`` needs (as ``resolve_source`` decides it at load time)."""
     import os
 
-    data = cfg.get("data")
-    if not data or data.get("source") == "synthetic":
-        return
-    source, download = data.get("source"), bool(data.get("download"))
-    root_value = data.get("root")
+    source, download, root_value = (_select(cfg, f"data.{k}") for k in ("source", "download", "root"))
+    if source in (_ABSENT, "synthetic") or download is _ABSENT or root_value is _ABSENT:
+        return  # no data config, generated data, or a value known only inside the Hydra app
     root = Path(root_value) if root_value not in (None, "") else Path(os.environ.get(ENV_DATA_DIR) or "data")
     fix = (f"put {NPZ_NAME} there (or torchvision's {TORCHVISION_DIR}/; data.download=true when online), or point "
            f"data.root / ${ENV_DATA_DIR} at the folder that holds it")

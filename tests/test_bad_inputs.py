@@ -1,7 +1,7 @@
 """Issue 7: a catalogue of bad inputs to ``train.py`` / ``eval.py``.
 
-Every case must fail with exit status 2, exactly one ``error: ...`` line naming the key or file, the bad
-value and what is allowed, no Python traceback, and leave every file that existed before untouched
+Every case must fail with exit status 2 (3: diverged), exactly one ``error: ...`` line naming the key or
+file, the bad value and what is allowed, no Python traceback, and leave every file that existed before untouched
 (directories are hashed before and after). Cases marked ``early`` must fail before Hydra creates a run
 directory. The commands run as subprocesses, a few at a time, in one module fixture.
 """
@@ -32,6 +32,7 @@ class Case:
     expect: tuple[str, ...]  # substrings of the error line
     script: str = "train.py"
     early: bool = True  # fails before Hydra creates the run directory {new}
+    code: int = 2  # exit status
     run_copy: str = ""  # how the private run copy is damaged: "", "empty_overrides", "truncated_last"
 
 
@@ -91,6 +92,11 @@ CASES = [
     # Passes every early check; fails when the data loads, after Hydra rewrote .hydra/ (which is restored).
     Case("resume_bad_data_late", ("resume={run}", "data=cifar10", "data.source=npz", "data.root={base}/data/bad_labels"),
          ("y_train has labels in [0, 12]",), early=False),
+    # A config that diverges (simulated: NaN weights from epoch 0 on) is stopped with its own exit status.
+    Case("diverges", (*T, "trainer.max_epochs=2", "+callbacks.poison._target_=tests.test_reliability.PoisonAtEpoch",
+                      "+callbacks.poison.epoch=0", *NEW),
+         ("training diverged at epoch 0 (train/loss=nan", "last good checkpoint: none", "lower optimizer.lr"),
+         early=False, code=3),
     # ------------------------------------------------------------------------------------------------- eval
     Case("eval_no_checkpoint", NEW, ("ckpt_path=null: a checkpoint is required",), script="eval.py"),
     Case("eval_truncated", ("ckpt_path={base}/ckpts/truncated.ckpt", *NEW), ("unreadable or truncated checkpoint",),
@@ -166,7 +172,7 @@ def test_catalogue_is_large_enough() -> None:
 def test_bad_input(catalogue: dict[str, Any], case: Case) -> None:
     result = catalogue["results"][case.id]
     stderr = result.stderr
-    assert result.returncode == 2, f"exit {result.returncode}\n{stderr[-3000:]}"
+    assert result.returncode == case.code, f"exit {result.returncode}\n{stderr[-3000:]}"
     assert "Traceback" not in stderr and "Traceback" not in result.stdout, stderr[-3000:]
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, stderr[-3000:]

@@ -85,9 +85,9 @@ def straight_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
-@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
-def test_signal_mid_epoch_saves_and_resumes_bitwise(tmp_path: Path, straight_run: Path, signum: str) -> None:
-    common = SIGNAL_RUN
+def test_sigint_mid_epoch_saves_and_resumes_bitwise(tmp_path: Path, straight_run: Path) -> None:
+    # SIGTERM mid-epoch goes through the real command line in test_sigterm_cli_exit_code_and_resume.
+    common, signum = SIGNAL_RUN, "SIGINT"
     run = tmp_path / "run"
     with pytest.raises(RunInterrupted) as stop:
         train(compose_cfg(run, [*common, *_signal_cb(11, signum)]))
@@ -145,16 +145,6 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None
     good = load_checkpoint(last)
     assert good["epoch"] == 0 and all(torch.isfinite(v).all() for v in good["state_dict"].values() if v.is_floating_point())
     assert not (tmp_path / "checkpoints" / "epoch_001.ckpt").exists()
-
-
-def test_divergence_cli_message_and_exit_code(tmp_path: Path) -> None:
-    poison = ["+callbacks.poison._target_=tests.test_reliability.PoisonAtEpoch", "+callbacks.poison.epoch=0"]
-    result = run_script("train.py", *TINY, *SMALL, "trainer.max_epochs=2", *poison, f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 3, result.stderr[-2000:]
-    line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: training diverged at epoch 0 (train/loss=nan") and "Traceback" not in result.stderr
-    assert "last good checkpoint: none" in line
-    assert not (tmp_path / "checkpoints" / "last.ckpt").exists()
 
 
 # -------------------------------------------------------------------------------------- crash-safe writes

@@ -53,8 +53,10 @@ SEED_OVERRIDES=(experiment=seed_adam_base trainer=gpu trainer.benchmark=true)
 IMPROVED_OVERRIDES=(experiment=improved trainer=gpu trainer.precision=bf16-mixed channels_last=true trainer.benchmark=true)
 DRY_OVERRIDES=()
 if [ "$DRY" = 1 ]; then
-  # same commands, CPU and a tiny subset: one epoch of a 4-channel network
-  DRY_OVERRIDES=(trainer.accelerator=cpu model.width=4 trainer.max_epochs=1 data.batch_size=64 data.eval_batch_size=128 data.test_size=128)
+  # same commands, CPU and a tiny subset: one epoch (8 steps) of a 4-channel network. optimizer.lr=0.01 as in the
+  # tests: improved's one-cycle would reach its peak lr 0.2 after 2 steps and diverge (DivergenceGuard stops it).
+  DRY_OVERRIDES=(trainer.accelerator=cpu model.width=4 trainer.max_epochs=1 data.batch_size=64 data.eval_batch_size=128
+                 data.test_size=128 optimizer.lr=0.01)
 fi
 
 log() { echo "[kit $(date +%H:%M:%S)] $*"; }
@@ -151,6 +153,19 @@ run_train() {  # $1: name, rest: overrides
   return $rc
 }
 
+project_seed_adam_base() {  # lower bound of seed_adam_base's fit time from model_throughput's training img/s
+  "$PY" - "$1" <<'EOF'
+import sys
+for row in (l for l in open(sys.argv[1]) if l.startswith("| attention56_mini |")):
+    c = [x.strip() for x in row.strip().strip("|").split("|")]
+    images = 60 * 234 * 128  # seed_adam_base: 60 epochs x 234 steps x batch 128
+    ips = float(c[6].replace(",", ""))
+    print(f"projection: width {c[1]} batch {c[2]} {c[3]} channels_last={c[4]} compile={c[5]}: {ips:,.0f} train img/s "
+          f"-> {images / ips:.0f} s for seed_adam_base's 60 epochs of training steps alone "
+          "(no augmentation, metrics, validation, checkpoints, start-up)")
+EOF
+}
+
 stage1() {
   log "stage1: wheels, data part a, environment, quick benchmarks"
   install_wheels
@@ -169,6 +184,7 @@ stage1() {
     timeout 150 "$PY" benchmarks/model_throughput.py "${tp_args[@]}" >"$OUT/model_throughput.txt" 2>&1 \
       || log "model_throughput did not finish (exit $?)"
     grep -E "^\|.*\|$|recommended" "$OUT/model_throughput.txt" | tail -n 12
+    project_seed_adam_base "$OUT/model_throughput.txt"
     log "loop_overhead ${lo_args[*]}"
     timeout 180 "$PY" benchmarks/loop_overhead.py "${lo_args[@]}" >"$OUT/loop_overhead.txt" 2>"$KIT_DIR/loop_overhead.err" \
       || log "loop_overhead did not finish (exit $?)"

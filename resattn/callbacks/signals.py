@@ -8,6 +8,10 @@ at the next batch. A signal during the last batch of an epoch or during validati
 (validation and ``ModelCheckpoint``'s regular epoch-end save) and stops right after it: the callback holds
 the SIGTERM back from Lightning, which would otherwise abort the validation and lose the epoch's training,
 and hands it back at the epoch end, where Lightning's own stop (``SIGTERMException``) follows the save.
+
+With several processes (DDP) every rank must stop at the same step, so the callback leaves the decision
+to Lightning, which broadcasts rank 0's SIGTERM flag before every step (SIGINT is turned into that flag):
+all ranks raise ``SIGTERMException`` together and the checkpoint is written from ``on_exception``.
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ class GracefulStop(pl.Callback):
         self._start_step = 0
         self.saved: Path | None = None  # checkpoint written when Lightning itself stopped on SIGTERM
         self.stop_signum: int = int(signal.SIGTERM)  # the signal behind Lightning's SIGTERMException
+        self._trainer: pl.Trainer | None = None
+        self._distributed = False
 
     # ------------------------------------------------------------------------------------ handlers
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
@@ -91,6 +97,8 @@ class GracefulStop(pl.Callback):
             self._restore()
             raise KeyboardInterrupt
         self._signum = signum
+        if self._distributed and self._trainer is not None:  # let Lightning stop all ranks at the same step
+            self._trainer._signal_connector.received_sigterm = True
         log.warning("%s received: finishing the current step, then saving a resumable checkpoint "
                     "(press Ctrl-C again to abort at once)", _signal_name(signum))
 
@@ -123,12 +131,13 @@ class GracefulStop(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # After Lightning registered its handlers, so its teardown restores the pre-fit SIGINT handler.
         self._signum, self.saved, self._start_step = None, None, trainer.global_step
+        self._trainer, self._distributed = trainer, trainer.world_size > 1
         self._install()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         signum = self.requested(trainer)
-        if signum is None:
+        if signum is None or self._distributed:
             return
         if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
             self._hold_back(trainer)  # let validation and the epoch-end save happen first
@@ -137,7 +146,7 @@ class GracefulStop(pl.Callback):
 
     def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
-        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking and not self._distributed:
             self._hold_back(trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -151,6 +160,7 @@ class GracefulStop(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore()
+        self._trainer = None
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._restore()
