@@ -34,6 +34,8 @@ Two ways to interleave (a machine shared with other jobs changes speed by 10-30 
   load; Lightning's time is the wall time between the plain loop's steps (everything Lightning does, its
   other callbacks included), the plain loop's time is measured around its own work;
 * ``--mode runs``: separate whole runs, raw, lightning, lightning, raw, ... (after an untimed warm-up).
+  Use it on a GPU: paired mode synchronises the device at every step, which hides the CPU/GPU overlap
+  that both loops rely on; in runs mode neither side synchronises before the epoch end.
 
 images/s = training images / (sum of step times + epoch-end time), per repetition; printed: the medians
 over repetitions, and ``ratio`` = the median over repetitions of (Lightning images/s) / (raw images/s).
@@ -219,11 +221,17 @@ def run_raw(cfg: DictConfig, dm: Any, batches: list[list[Any]], val_batches: lis
     steps: list[float] = []
     tail = 0.0
     for epoch_batches in batches:
-        for batch in epoch_batches:
+        if device.type == "cuda":  # no sync per step: time the epoch's steps as a whole, as Lightning's
             t = time.perf_counter()
-            loop.train_step(batch)
+            for batch in epoch_batches:
+                loop.train_step(batch)
             sync(device)
-            steps.append(time.perf_counter() - t)
+            steps += [(time.perf_counter() - t) / len(epoch_batches)] * len(epoch_batches)
+        else:
+            for batch in epoch_batches:
+                t = time.perf_counter()
+                loop.train_step(batch)
+                steps.append(time.perf_counter() - t)
         t = time.perf_counter()
         loop.epoch_end(val_batches)
         tail += time.perf_counter() - t
@@ -276,7 +284,8 @@ class StepClock(pl.Callback):
         self.start = self.t_prev = time.perf_counter()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        sync(self.device)
+        if self.twin is not None:  # paired: each side's step must be finished before the other's starts
+            sync(self.device)
         now = time.perf_counter()
         self.light_steps.append(now - self.t_prev)
         if self.twin is not None:

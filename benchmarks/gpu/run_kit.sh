@@ -178,7 +178,7 @@ stage1() {
     if [ "$DRY" = 1 ]; then
       tp_args=(--quick --device cpu --widths 4); lo_args=(--device cpu --width 4 --steps 4 --reps 1)
     else
-      tp_args=(--quick --device cuda); lo_args=(--device cuda --width 32 --batch-size 128 --steps 234 --epochs 1 --reps 3 --threads 0)
+      tp_args=(--quick --device cuda); lo_args=(--mode runs --device cuda --width 32 --batch-size 128 --steps 234 --epochs 1 --reps 3 --threads 0)
     fi
     log "model_throughput ${tp_args[*]}"
     timeout 150 "$PY" benchmarks/model_throughput.py "${tp_args[@]}" >"$OUT/model_throughput.txt" 2>&1 \
