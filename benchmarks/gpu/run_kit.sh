@@ -181,12 +181,12 @@ stage1() {
       tp_args=(--quick --device cuda); lo_args=(--mode runs --device cuda --width 32 --batch-size 128 --steps 234 --epochs 1 --reps 3 --threads 0)
     fi
     log "model_throughput ${tp_args[*]}"
-    timeout 150 "$PY" benchmarks/model_throughput.py "${tp_args[@]}" >"$OUT/model_throughput.txt" 2>&1 \
+    timeout 120 "$PY" benchmarks/model_throughput.py "${tp_args[@]}" >"$OUT/model_throughput.txt" 2>&1 \
       || log "model_throughput did not finish (exit $?)"
     grep -E "^\|.*\|$|recommended" "$OUT/model_throughput.txt" | tail -n 12
     project_seed_adam_base "$OUT/model_throughput.txt"
     log "loop_overhead ${lo_args[*]}"
-    timeout 180 "$PY" benchmarks/loop_overhead.py "${lo_args[@]}" >"$OUT/loop_overhead.txt" 2>"$KIT_DIR/loop_overhead.err" \
+    timeout 120 "$PY" benchmarks/loop_overhead.py "${lo_args[@]}" >"$OUT/loop_overhead.txt" 2>"$KIT_DIR/loop_overhead.err" \
       || log "loop_overhead did not finish (exit $?)"
     grep -vE "^Sanity|^Validation|\[A|^Epoch" "$OUT/loop_overhead.txt" | tail -n 12
   fi
