@@ -71,13 +71,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pytorch_lightning as pl  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
-from resattn.config import CONF_DIR  # noqa: E402
+from resattn.config import compose_run  # noqa: E402
 from resattn.module import ResAttnModule  # noqa: E402
 from resattn.pipeline import build_datamodule, build_trainer, instantiate_group  # noqa: E402
 from resattn.schedulers import lightning_scheduler  # noqa: E402
@@ -87,20 +84,6 @@ FLOOR = 0.95
 
 # ---------------------------------------------------------------------------------------------------------
 # Config
-
-
-def compose_run_cfg(run_dir: Path, overrides: list[str]) -> DictConfig:
-    """Compose ``conf/train.yaml`` as ``train.py`` does, with ``run_dir`` as the run directory."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, f"hydra.run.dir={run_dir}"], return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-        del cfg["hydra"]
-    return cfg
 
 
 def overrides_from(args: argparse.Namespace) -> list[str]:
@@ -427,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="loop_overhead_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        cfg = compose_run_cfg(work / "compose", overrides_from(args))
+        cfg = compose_run(work / "compose", overrides_from(args))
         dm = build_datamodule(cfg)
         dm.setup("fit")
         if args.profile:

@@ -10,12 +10,9 @@ from typing import Sequence
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from resattn.config import CONF_DIR
+from resattn.config import compose_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,16 +39,8 @@ TINY = [
 
 
 def compose_cfg(run_dir: Path, overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
-    """Compose like ``train.py`` would, with ``run_dir`` as the run directory (HydraConfig set)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name, overrides=[*overrides, f"hydra.run.dir={run_dir}"], return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-        del cfg["hydra"]
+    """Compose like ``train.py`` would, with ``run_dir`` as the (created) run directory."""
+    cfg = compose_run(run_dir, overrides, config_name)
     run_dir.mkdir(parents=True, exist_ok=True)
     return cfg
 

@@ -20,9 +20,20 @@ steps per block).
 
 from __future__ import annotations
 
+import hashlib
 import lzma
 
 import numpy as np
+
+FORMAT = "resattn-cifar-chunks-1"
+
+
+def sha256(data: bytes | np.ndarray) -> str:
+    """Hex digest of raw bytes or of an array's contiguous bytes."""
+    if isinstance(data, np.ndarray):
+        data = np.ascontiguousarray(data).tobytes()
+    return hashlib.sha256(data).hexdigest()
+
 
 H = W = 32
 C = 3

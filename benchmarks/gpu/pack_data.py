@@ -46,13 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cifar_codec  # noqa: E402
 
 DEFAULT_SRC = "/work/shared/cifar10/cifar10.npz"
-FORMAT = "resattn-cifar-chunks-1"
-
-
-def sha256(data: bytes | np.ndarray) -> str:
-    if isinstance(data, np.ndarray):
-        data = np.ascontiguousarray(data).tobytes()
-    return hashlib.sha256(data).hexdigest()
+FORMAT = cifar_codec.FORMAT
+sha256 = cifar_codec.sha256
 
 
 def sha256_file(path: Path) -> str:

@@ -11,7 +11,6 @@ from the original file when packing.  Writes an uncompressed ``cifar10.npz`` (fa
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import lzma
 import os
@@ -26,13 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cifar_codec  # noqa: E402
 
-FORMAT = "resattn-cifar-chunks-1"
-
-
-def sha256(data: bytes | np.ndarray) -> str:
-    if isinstance(data, np.ndarray):
-        data = np.ascontiguousarray(data).tobytes()
-    return hashlib.sha256(data).hexdigest()
+FORMAT = cifar_codec.FORMAT
+sha256 = cifar_codec.sha256
 
 
 def fail(message: str) -> None:
