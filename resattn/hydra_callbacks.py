@@ -23,14 +23,14 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from resattn.validation import RESULT_METRICS, TEST_METRICS
+
 log = logging.getLogger("resattn.sweep")
 
 EXIT_USER_ERROR = 2  # as resattn.cli: invalid command, nothing ran
 EXIT_JOBS_FAILED = 1  # the sweep ran; at least one job failed or left no metrics.json
 
 # Numeric keys of the metrics dict that ``resattn.pipeline.train`` returns (and writes to metrics.json).
-TRAIN_METRICS = ("val/acc_best", "val/acc", "epochs", "global_step", "train_time_s")
-TEST_METRICS = ("test/acc", "test/loss")
 CLASS_METRIC = re.compile(r"^test/acc_\w+$")  # per-class test accuracy, e.g. test/acc_cat
 
 # Set by Lightning's subprocess DDP launcher in the launching process (and inherited by its ranks).
@@ -54,7 +54,7 @@ def check_optimized_metric(cfg: DictConfig) -> None:
     name = cfg.get("optimized_metric")
     if not name or "model" not in cfg:  # eval.py and configs without a sweep objective
         return
-    known = [*TRAIN_METRICS, *(TEST_METRICS if cfg.get("test", True) else ())]
+    known = [*RESULT_METRICS, *(TEST_METRICS if cfg.get("test", True) else ())]
     if name in known or (cfg.get("test", True) and CLASS_METRIC.match(name)):
         if str(name).startswith("test/"):
             log.warning("optimized_metric=%s selects hyperparameters on the test set; val/acc_best avoids that", name)

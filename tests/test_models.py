@@ -599,39 +599,6 @@ def test_registry_builds_identical_models(variant):
     assert count_params(full) == count_params(build(variant, meta=True))
 
 
-def test_registry_simple_yaml_parser_equals_pyyaml():
-    yaml = pytest.importorskip("yaml")
-    files = sorted((ROOT / "conf" / "model").glob("*.yaml")) + sorted((ROOT / "conf" / "regularization").glob("*.yaml"))
-    assert len(files) >= 6
-    for path in files:
-        text = path.read_text()
-        assert registry.parse_simple_yaml(text) == (yaml.safe_load(text) or {}), path.name
-    sample = """# @package _global_
-defaults:
-  - base
-  - override /model: attention56   # comment
-  - _self_
-a: 1          # int
-b: 1.5e-3
-c: 'x # not a comment'
-d: [1, 2, {k: v}]
-e:
-  f: null
-  g: true
-  h:
-    - {type: unit, width: 1, out: 4}
-    - 3
-i: ${regularization.dropout}
-"""
-    assert registry.parse_simple_yaml(sample) == yaml.safe_load(sample)
-
-
-def test_registry_without_pyyaml(monkeypatch):
-    expected = registry.load_model_config("attention56_mini_paper", "seed", width=8)
-    monkeypatch.setitem(sys.modules, "yaml", None)  # `import yaml` now raises ImportError
-    assert registry.load_model_config("attention56_mini_paper", "seed", width=8) == expected
-
-
 def test_registry_errors():
     with pytest.raises(ConfigError, match="model=.*does not exist"):
         registry.load_model_config("attention1000")

@@ -15,13 +15,12 @@ from omegaconf import OmegaConf
 from resattn import report
 from resattn.hydra_callbacks import (
     CLASS_METRIC,
-    TEST_METRICS,
-    TRAIN_METRICS,
     check_optimized_metric,
     check_optuna_storage,
     ddp_relaunches_script,
     single_run_argv,
 )
+from resattn.validation import RESULT_METRICS, TEST_METRICS
 from tests.conftest import TINY, compose_cfg, run_script
 
 # Tiny sweeps: one epoch, and per-run pictures/logs that do not matter here switched off where possible.
@@ -85,7 +84,7 @@ def test_known_metric_names_match_what_train_writes(grid: tuple[Path, object]) -
     sweep_dir, _ = grid
     on_disk = _metrics(sweep_dir / "0")
     numeric = {k for k, v in on_disk.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    declared = set(TRAIN_METRICS) | set(TEST_METRICS)
+    declared = set(RESULT_METRICS) | set(TEST_METRICS)
     assert declared <= numeric
     assert all(CLASS_METRIC.match(k) for k in numeric - declared)
 

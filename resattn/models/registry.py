@@ -9,9 +9,8 @@ would for a model config group file:
 * ``${regularization.<key>}`` interpolations, filled from ``conf/regularization/<name>.yaml``
   (``none`` by default, like ``conf/train.yaml``).
 
-YAML is read with PyYAML when it is importable (it ships with Lightning); otherwise a small parser for
-the subset the config files use (block mappings, block lists of scalars or flow mappings, comments) is
-used. ``tests/test_models.py`` checks that both paths give the same models as the Hydra path.
+YAML is read with PyYAML (it ships with Lightning). ``tests/test_models.py`` checks that this path gives
+the same models as the Hydra path.
 """
 
 from __future__ import annotations
@@ -34,153 +33,14 @@ def available_variants(conf_dir: Path | str = CONF_DIR) -> list[str]:
     return sorted(p.stem for p in (Path(conf_dir) / "model").glob("*.yaml"))
 
 
-# ---------------------------------------------------------------------------------------------------------
-# YAML reading
-
-
-def _parse_scalar(text: str) -> Any:
-    """A YAML 1.1/1.2-core plain or quoted scalar, as ``yaml.safe_load`` reads the ones our configs use."""
-    s = text.strip()
-    if not s or s in ("~", "null", "Null", "NULL"):
-        return None
-    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
-        body = s[1:-1]
-        return body.replace("''", "'") if s[0] == "'" else bytes(body, "utf-8").decode("unicode_escape")
-    if s in ("true", "True", "TRUE"):
-        return True
-    if s in ("false", "False", "FALSE"):
-        return False
-    if re.fullmatch(r"[-+]?(0|[1-9][0-9_]*)", s):
-        return int(s.replace("_", ""))
-    if re.fullmatch(r"[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?", s):
-        return float(s.replace("_", ""))
-    if s in (".inf", "+.inf", ".Inf"):
-        return float("inf")
-    if s in ("-.inf", "-.Inf"):
-        return float("-inf")
-    if s in (".nan", ".NaN"):
-        return float("nan")
-    return s
-
-
-def _split_flow(body: str) -> list[str]:
-    """Split the inside of a flow collection at top-level commas (respecting quotes and nesting)."""
-    parts, depth, quote, start = [], 0, "", 0
-    for i, ch in enumerate(body):
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(body[start:i])
-            start = i + 1
-    parts.append(body[start:])
-    return [p for p in (p.strip() for p in parts) if p]
-
-
-def _parse_value(text: str) -> Any:
-    s = text.strip()
-    if s.startswith("{") and s.endswith("}"):
-        out: dict[str, Any] = {}
-        for item in _split_flow(s[1:-1]):
-            key, sep, value = item.partition(":")
-            if not sep:
-                raise ConfigError(f"cannot parse flow mapping item {item!r}")
-            out[str(_parse_scalar(key))] = _parse_value(value)
-        return out
-    if s.startswith("[") and s.endswith("]"):
-        return [_parse_value(item) for item in _split_flow(s[1:-1])]
-    return _parse_scalar(s)
-
-
-def _strip_comment(line: str) -> str:
-    """Drop a ``# comment`` that is not inside quotes (YAML needs whitespace before the ``#``)."""
-    quote = ""
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i].rstrip()
-    return line.rstrip()
-
-
-def parse_simple_yaml(text: str) -> dict[str, Any]:
-    """Parse the YAML subset used by ``conf/model`` and ``conf/regularization`` without PyYAML.
-
-    Supported: nested block mappings, block sequences of scalars / flow mappings / flow sequences, plain
-    and quoted scalars, ``#`` comments, ``# @package`` headers (ignored). Anything else raises ConfigError.
-    """
-    lines = []
-    for raw in text.splitlines():
-        line = _strip_comment(raw)
-        if line.strip():
-            if "\t" in line[: len(line) - len(line.lstrip())]:
-                raise ConfigError("tabs are not allowed in YAML indentation")
-            lines.append((len(line) - len(line.lstrip(" ")), line.strip()))
-
-    def block(i: int, indent: int) -> tuple[Any, int]:
-        if lines[i][1].startswith("- ") or lines[i][1] == "-":
-            seq: list[Any] = []
-            while i < len(lines) and lines[i][0] == indent and (lines[i][1].startswith("- ") or lines[i][1] == "-"):
-                item = lines[i][1][1:].strip()
-                i += 1
-                key, sep, rest = item.partition(":")
-                if not item.startswith(("{", "[", "'", '"')) and sep and rest[:1] in ("", " "):
-                    # one-pair mapping item (``- override /model: attention56``); deeper nesting is unsupported
-                    if not rest.strip() or (i < len(lines) and lines[i][0] > indent):
-                        raise ConfigError(f"unsupported YAML (nested mapping inside a list): {item!r}")
-                    seq.append({str(_parse_scalar(key)): _parse_value(rest)})
-                    continue
-                if not item:
-                    raise ConfigError("unsupported YAML (nested block inside a list)")
-                seq.append(_parse_value(item))
-            return seq, i
-        mapping: dict[str, Any] = {}
-        while i < len(lines) and lines[i][0] == indent:
-            content = lines[i][1]
-            key, sep, rest = content.partition(":")
-            if not sep or (rest and not rest.startswith(" ")):
-                raise ConfigError(f"unsupported YAML line: {content!r}")
-            key = str(_parse_scalar(key))
-            i += 1
-            if rest.strip():
-                mapping[key] = _parse_value(rest)
-            elif i < len(lines) and (lines[i][0] > indent or (lines[i][0] == indent and lines[i][1].startswith("- "))):
-                mapping[key], i = block(i, lines[i][0])
-            else:
-                mapping[key] = None
-        return mapping, i
-
-    if not lines:
-        return {}
-    value, end = block(0, lines[0][0])
-    if end != len(lines):
-        raise ConfigError(f"unsupported YAML structure near {lines[end][1]!r}")
-    if not isinstance(value, dict):
-        raise ConfigError("a config file must be a mapping")
-    return value
-
-
 def read_yaml(path: Path | str) -> dict[str, Any]:
-    """Read one config file: PyYAML if available, else :func:`parse_simple_yaml`."""
+    """Read one config file with PyYAML (a dependency of Lightning, so present wherever resattn runs)."""
+    import yaml
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        import yaml
-    except ImportError:  # pragma: no cover - exercised by tests through parse_simple_yaml directly
-        data = parse_simple_yaml(text)
-    else:
-        data = yaml.safe_load(text)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if data is None:
         return {}
     if not isinstance(data, dict):
