@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Timer
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from resattn.callbacks import AtomicCheckpointIO
 from resattn.callbacks.signals import fit as fit_until_stopped
@@ -22,11 +23,17 @@ from resattn.errors import ConfigError
 from resattn.module import ResAttnModule
 from resattn.plots import plot_confusion_matrix, plot_curves, plot_weight_histogram
 from resattn.results import print_results, write_metrics
+from resattn.scale import apply_scale
+from resattn.scale import describe as describe_scale
 from resattn.resume import override_key, resume_checkpoint
 from resattn.summary import summarize
 from resattn.validation import check_config, check_data
 
 log = logging.getLogger("resattn")
+
+
+def trainer_is_rank_zero() -> bool:
+    return rank_zero_only.rank == 0
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -76,7 +83,10 @@ def _test_outputs(module: ResAttnModule, run_dir: Path, title: str) -> None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, and write ``metrics.json``, plots and checkpoints into the run dir."""
+    scale_changes = apply_scale(cfg)
     check_config(cfg, "train")
+    if trainer_is_rank_zero():
+        log.info(describe_scale(cfg, scale_changes))
     run_dir = Path(cfg.paths.output_dir)
     resume_ckpt = resume_checkpoint(Path(cfg.resume)) if cfg.get("resume") else None
     pl.seed_everything(cfg.seed, workers=True)
@@ -102,6 +112,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
 
     metrics: dict[str, Any] = {
+        "task": cfg.get("task_name"),
+        "scale": (cfg.get("scale") or {}).get("name", "full"),
         "val/acc_best": float(module.val_acc_best),
         "val/acc": trainer.callback_metrics.get("val/acc"),
         "epochs": trainer.current_epoch,

@@ -189,7 +189,9 @@ TRAIN_RULES: dict[str, Rule] = {
     "callbacks.early_stopping.min_delta": number(ge=0),
     "callbacks.divergence.every_n_steps": integer(0),
     "label_smoothing": number(ge=0, lt=1),
-    "channels_last": boolean(),
+    "channels_last": choice("auto", True, False),
+    "scale.width": integer(1, nullable=True),
+    "scale.max_epochs": integer(1, nullable=True),
     "compile": boolean(),
     "test": boolean(),
 }

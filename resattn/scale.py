@@ -1,0 +1,68 @@
+"""``scale=<name>``: shrink an experiment's model width and length, rescaling every epoch-based setting.
+
+The experiment's own ``trainer.max_epochs`` is the full-scale reference; ``scale.max_epochs`` is the length
+actually trained. Epoch counts elsewhere in the config (step-schedule milestones, patience, warm-up and
+step sizes) are multiplied by the same ratio, so a 60-epoch recipe with milestones at 21 and 51 becomes a
+20-epoch recipe with milestones at 7 and 17.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+# Scheduler arguments counted in scheduler steps (epochs or optimizer steps; both shrink with the run).
+SCHEDULER_LENGTH_KEYS = ("milestones", "step_size", "T_max", "total_steps", "total_iters", "T_0", "patience")
+
+
+def _rescale(value: Any, ratio: float) -> Any:
+    """An epoch/step count times ``ratio`` (at least 1; 0 stays 0); a list stays strictly increasing."""
+    if OmegaConf.is_list(value) or isinstance(value, (list, tuple)):
+        scaled: list[int] = []
+        for item in value:
+            scaled.append(max(_rescale(item, ratio), scaled[-1] + 1 if scaled else 1))
+        return scaled
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return max(1, round(value * ratio))
+    return value
+
+
+def apply_scale(cfg: DictConfig) -> list[str]:
+    """Apply ``cfg.scale`` to ``cfg`` in place; returns the changes as ``key: old -> new`` strings."""
+    scale = cfg.get("scale")
+    if not scale:
+        return []
+    changes: list[str] = []
+
+    def change(key: str, node: Any, field: str, new: Any) -> None:
+        old = node[field]
+        old_plain = OmegaConf.to_container(old) if OmegaConf.is_list(old) else old
+        if old_plain != new:
+            with open_dict(node):
+                node[field] = new
+            changes.append(f"{key} {old_plain} -> {new}")
+
+    if scale.get("width") is not None and "model" in cfg:
+        change("model.width", cfg.model, "width", int(scale.width))
+    target = scale.get("max_epochs")
+    reference = cfg.trainer.get("max_epochs")
+    if target is None or reference in (None, -1) or int(target) == int(reference):
+        return changes
+    ratio = int(target) / int(reference)
+    change("trainer.max_epochs", cfg.trainer, "max_epochs", int(target))
+    scheduler = (cfg.get("scheduler") or {}).get("scheduler")
+    if scheduler:
+        for field in SCHEDULER_LENGTH_KEYS:
+            if scheduler.get(field) is not None:
+                change(f"scheduler.scheduler.{field}", scheduler, field, _rescale(scheduler[field], ratio))
+    early = (cfg.get("callbacks") or {}).get("early_stopping")
+    if early and early.get("patience") is not None:
+        change("callbacks.early_stopping.patience", early, "patience", _rescale(int(early.patience), ratio))
+    return changes
+
+
+def describe(cfg: DictConfig, changes: list[str]) -> str:
+    """The ``scale:`` log line."""
+    name = (cfg.get("scale") or {}).get("name", "full")
+    return f"scale: {name}" + (f" ({'; '.join(changes)})" if changes else " (as configured)")
