@@ -2,6 +2,7 @@
 """One-command setup + run, needing only Python 3.10+:
 
     python3 make.py train [hydra overrides]   # create .venv, install resattn[dev], run train.py
+                                              # (downloads CIFAR-10 through torchvision if no local copy)
     python3 make.py test  [pytest args]       # same environment, run the test suite
 
 Any other first argument runs that script/module inside the venv, e.g. ``python3 make.py eval.py ckpt_path=...``.
@@ -38,6 +39,16 @@ def ensure_env(extras: str = "dev") -> None:
     stamp.write_text(digest)
 
 
+def with_download(args: list[str]) -> list[str]:
+    """``make.py train``: let torchvision fetch CIFAR-10 when no local copy is found (skipped when present).
+
+    An explicit ``data.download=...`` wins; offline, the data module's error names the npz to use instead.
+    """
+    if any(a.split("=", 1)[0].lstrip("+") == "data.download" for a in args):
+        return args
+    return [*args, "data.download=true"]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -47,6 +58,8 @@ def main(argv: list[str]) -> int:
         ensure_env()
         return subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
     ensure_env()
+    if command == "train":
+        args = with_download(args)
     script = {"train": "train.py", "eval": "eval.py"}.get(command, command)
     cmd = [str(PYTHON), script, *args] if script.endswith(".py") else [str(PYTHON), "-m", script, *args]
     return subprocess.call(cmd, cwd=ROOT)

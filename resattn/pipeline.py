@@ -25,15 +25,11 @@ from resattn.plots import plot_confusion_matrix, plot_curves, plot_weight_histog
 from resattn.results import print_results, write_metrics
 from resattn.scale import apply_scale
 from resattn.scale import describe as describe_scale
-from resattn.resume import override_key, resume_checkpoint
+from resattn.resume import check_resume_schedule, override_key, resume_checkpoint
 from resattn.summary import summarize
 from resattn.validation import check_config, check_data
 
 log = logging.getLogger("resattn")
-
-
-def trainer_is_rank_zero() -> bool:
-    return rank_zero_only.rank == 0
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -85,10 +81,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, and write ``metrics.json``, plots and checkpoints into the run dir."""
     scale_changes = apply_scale(cfg)
     check_config(cfg, "train")
-    if trainer_is_rank_zero():
+    if rank_zero_only.rank == 0:
         log.info(describe_scale(cfg, scale_changes))
     run_dir = Path(cfg.paths.output_dir)
     resume_ckpt = resume_checkpoint(Path(cfg.resume)) if cfg.get("resume") else None
+    if resume_ckpt is not None:
+        stored_cfg = load_checkpoint(resume_ckpt, key="resume")["hyper_parameters"]["cfg"]
+        check_resume_schedule(cfg, stored_cfg, Path(cfg.resume))
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)
@@ -148,14 +147,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     ckpt = load_checkpoint(ckpt_file, key="ckpt_path")
     stored = OmegaConf.create(ckpt["hyper_parameters"]["cfg"])
     # The stored protocol, plus only the data keys this command set explicitly (e.g. data.root elsewhere).
-    data_overrides = [o for o in HydraConfig.get().overrides.task if override_key(o).startswith("data.")]
+    command = HydraConfig.get().overrides.task
+    data_overrides = [o for o in command if override_key(o).startswith("data.")]
     stored = OmegaConf.merge(stored, OmegaConf.from_dotlist(data_overrides))
     module = ResAttnModule(ckpt["hyper_parameters"]["cfg"])
     check_compatible(_shapes(module), ckpt, key=f"ckpt_path={ckpt_file}")
     module.load_state_dict(ckpt["state_dict"])
     check_data(stored)  # the stored protocol with this command's data overrides
     datamodule = build_datamodule(stored)
-    trainer = build_trainer(cfg, callbacks=[], loggers=[])
+    # Evaluate in the precision the run trained with (bf16 logits differ from fp32), unless asked otherwise.
+    precision = {} if any(override_key(o) == "trainer.precision" for o in command) else {
+        "precision": OmegaConf.select(stored, "trainer.precision", default=cfg.trainer.precision)}
+    trainer = build_trainer(cfg, callbacks=[], loggers=[], **precision)
     tested = trainer.test(module, datamodule=datamodule, verbose=False)
     metrics: dict[str, Any] = {"checkpoint": str(ckpt_file), **(tested[0] if tested else {})}
     if trainer.is_global_zero:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+
+if TYPE_CHECKING:
+    import torch
 
 
 def read_epoch_metrics(csv_path: Path) -> dict[int, dict[str, float]]:
@@ -50,6 +52,29 @@ def plot_curves(csv_path: Path, out_path: Path, title: str = "") -> Path:
     axes[2].set_ylabel("learning rate")
     axes[2].grid(alpha=0.3)
     fig.suptitle(title or "learning curves")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def plot_val_curves(runs: Mapping[str, Path], out_path: Path, title: str = "") -> Path | None:
+    """``val_curves.png``: validation accuracy and loss per epoch of several runs (label -> metrics.csv)."""
+    curves = {label: read_epoch_metrics(path) for label, path in runs.items() if Path(path).is_file()}
+    if not any(any("val/acc" in m for m in metrics.values()) for metrics in curves.values()):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    for label, metrics in curves.items():
+        for ax, key in zip(axes, ("val/acc", "val/loss")):
+            pts = [(e + 1, m[key]) for e, m in metrics.items() if key in m]  # x = epochs trained
+            if pts:
+                ax.plot(*zip(*pts), marker="o", markersize=2.5, linewidth=1.4, label=label)
+    for ax, key in zip(axes, ("val/acc", "val/loss")):
+        ax.set_xlabel("epochs trained")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title or "validation curves")
     fig.tight_layout()
     fig.savefig(out_path, dpi=110)
     plt.close(fig)

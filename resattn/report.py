@@ -1,12 +1,15 @@
-"""Sweep summaries: one row per job of a multirun directory, written as ``summary.csv``, ``summary.md``
-and ``summary.png`` into the sweep directory.
+"""Comparisons: one row per run, written as ``summary.csv``, ``summary.md``, ``summary.png`` (the test
+metric per configuration) and ``val_curves.png`` (validation curves of every run).
 
 Run by the ``SweepSummary`` Hydra callback at the end of every multirun, or afterwards (e.g. for an
-interrupted sweep)::
+interrupted sweep), and for separate runs (written to ``--out``; ``--publish`` also copies each run's
+``metrics.json`` and ``curves.png`` and writes a README with the commands, the machine and the dates)::
 
     python -m resattn.report <sweep dir>
+    python -m resattn.report <run dir> <run dir> ... [--out DIR] [--publish]
 
-Swept keys are the sweep overrides of the command line (``hydra.overrides.task`` in ``multirun.yaml``), the
+Rows are labelled by ``experiment`` (the experiment override, else the run's ``task_name``). Swept keys are
+the sweep overrides of the command line (``hydra.overrides.task`` in ``multirun.yaml``), the
 keys of ``hydra.sweeper.params`` and any key whose value differs between jobs. A job directory is one that
 holds ``.hydra/overrides.yaml``; its status is that of its ``metrics.json`` (``ok`` / ``failed``) or
 ``missing`` when the job left none (killed, still running). ``seed`` is not a grid axis: when it is swept,
@@ -35,7 +38,10 @@ SEED_KEY = "seed"
 # Per-job numbers reported (in this order), then the error message and the job directory.
 METRICS = ("val/acc_best", "test/acc", "test/loss", "epochs", "train_time_s")
 PLOT_METRIC = "test/acc"
-CSV_NAME, MD_NAME, PNG_NAME = "summary.csv", "summary.md", "summary.png"
+CSV_NAME, MD_NAME, PNG_NAME, CURVES_NAME = "summary.csv", "summary.md", "summary.png", "val_curves.png"
+EXPERIMENT_KEY = "experiment"
+# Overrides that say where a run wrote its files, not what it ran: never comparison axes.
+LOCATION_PREFIXES = ("paths.", "hydra.")
 STATUSES = ("ok", "failed", "missing")
 
 
@@ -75,9 +81,15 @@ class Group:
 
 @dataclass
 class Sweep:
-    dir: Path
+    dir: Path  # the sweep directory, or where a comparison of separate runs is written
     keys: list[str]  # swept keys, seed included when swept
     jobs: list[Job]
+    title: str = ""
+
+    def label(self, job: Job) -> str:
+        """``experiment, key=value, ...`` of the job's grid keys (seed included)."""
+        parts = [f"{k}={job.overrides.get(k, '')}" if k != EXPERIMENT_KEY else job.overrides.get(k, "") for k in self.keys]
+        return ", ".join(p for p in parts if p) or job.name
 
     @property
     def grid_keys(self) -> list[str]:
@@ -158,6 +170,8 @@ def read_job(job_dir: Path, sweep_dir: Path) -> Job:
         metrics = json.loads(metrics_file.read_text())
     except (OSError, ValueError) as exc:
         return Job(name, job_dir, overrides, {}, "missing", f"unreadable metrics.json: {exc}")
+    if metrics.get("task") and EXPERIMENT_KEY not in overrides:
+        overrides[EXPERIMENT_KEY] = str(metrics["task"])
     status = str(metrics.get("status", "ok"))
     status = status if status in STATUSES else "failed"
     error = " ".join(str(metrics.get("error") or "").split())
@@ -195,7 +209,7 @@ def _sweep_config(sweep_dir: Path, job_dirs: Sequence[Path]) -> Mapping[str, Any
 
 def varying_keys(jobs: Iterable[Job]) -> list[str]:
     jobs = list(jobs)
-    keys = list(dict.fromkeys(k for job in jobs for k in job.overrides))
+    keys = list(dict.fromkeys(k for job in jobs for k in job.overrides if not k.startswith(LOCATION_PREFIXES)))
     return [k for k in keys if len({job.overrides.get(k) for job in jobs}) > 1]
 
 
@@ -206,7 +220,35 @@ def collect(sweep_dir: str | Path, config: Mapping[str, Any] | None = None) -> S
     jobs = [read_job(d, sweep_dir) for d in job_dirs]
     declared = declared_keys(config if config is not None else _sweep_config(sweep_dir, job_dirs))
     keys = list(dict.fromkeys([*declared, *varying_keys(jobs)]))
-    return Sweep(sweep_dir, keys, jobs)
+    return Sweep(sweep_dir, keys, jobs, title=f"Sweep summary: `{sweep_dir}`")
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / ".hydra" / "overrides.yaml").is_file()
+
+
+def collect_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> Sweep:
+    """Separate runs as one comparison written to ``out_dir``: labelled by experiment and differing overrides."""
+    jobs = []
+    for run_dir in map(Path, run_dirs):
+        jobs.append(read_job(run_dir, run_dir))
+    keys = list(dict.fromkeys([EXPERIMENT_KEY, *varying_keys(jobs)]))
+    for job in jobs:  # a key one run did not override shows that run's configured value
+        for key in keys:
+            if key not in job.overrides:
+                job.overrides[key] = configured_value(job.path, key)
+    return Sweep(Path(out_dir), keys, jobs, title=f"Comparison of {len(jobs)} runs")
+
+
+def configured_value(run_dir: Path, key: str) -> str:
+    """``key`` in the run's composed config (``.hydra/config.yaml``), or its config-group choice."""
+    value: Any = _load_yaml(run_dir / ".hydra" / "config.yaml")
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    if value is None:
+        hydra = (_load_yaml(run_dir / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}
+        value = ((hydra.get("runtime") or {}).get("choices") or {}).get(key)
+    return "" if value is None else str(value)
 
 
 # --------------------------------------------------------------------------------------------- tables
@@ -283,12 +325,14 @@ def headline(sweep: Sweep) -> str:
     return text
 
 
-def markdown(sweep: Sweep, picture: Path | None) -> str:
-    parts = [f"# Sweep summary: `{sweep.dir}`", "", headline(sweep), "", _md_table(*job_rows(sweep))]
+def markdown(sweep: Sweep, picture: Path | None, curves: Path | None = None) -> str:
+    parts = [f"# {sweep.title}", "", headline(sweep), "", _md_table(*job_rows(sweep))]
     if sweep.seeds_swept:
         parts += ["", f"## Mean ± std over `{SEED_KEY}`", "", _md_table(*aggregate_rows(sweep))]
     if picture is not None:
         parts += ["", f"![{PLOT_METRIC} per configuration]({picture.name})"]
+    if curves is not None:
+        parts += ["", f"![validation curves]({curves.name})"]
     return "\n".join(parts) + "\n"
 
 
@@ -417,13 +461,26 @@ def csv_text(sweep: Sweep) -> str:
     return buffer.getvalue()
 
 
-def write_summary(sweep_dir: str | Path, config: Mapping[str, Any] | None = None) -> Sweep:
-    """Collect a sweep and write ``summary.csv``, ``summary.md`` and (when there are results) ``summary.png``."""
-    sweep = collect(sweep_dir, config)
+def plot_val_curves(sweep: Sweep, out_path: Path) -> Path | None:
+    from resattn.plots import plot_val_curves as plot
+
+    runs = {sweep.label(job): job.path / "csv" / "metrics.csv" for job in sweep.jobs if job.status == "ok"}
+    return plot(runs, out_path, title=f"validation curves ({len(runs)} runs)")
+
+
+def write_files(sweep: Sweep) -> Sweep:
+    """Write ``summary.csv``, ``summary.md`` and (when there are results) ``summary.png`` and ``val_curves.png``."""
+    sweep.dir.mkdir(parents=True, exist_ok=True)
     picture = plot_summary(sweep, sweep.dir / PNG_NAME)
+    curves = plot_val_curves(sweep, sweep.dir / CURVES_NAME)
     _write_atomic(sweep.dir / CSV_NAME, csv_text(sweep))
-    _write_atomic(sweep.dir / MD_NAME, markdown(sweep, picture))
+    _write_atomic(sweep.dir / MD_NAME, markdown(sweep, picture, curves))
     return sweep
+
+
+def write_summary(sweep_dir: str | Path, config: Mapping[str, Any] | None = None) -> Sweep:
+    """Collect a sweep directory and write its summary files into it."""
+    return write_files(collect(sweep_dir, config))
 
 
 def print_summary(sweep: Sweep, file: Any = None) -> None:
@@ -449,16 +506,36 @@ def print_summary(sweep: Sweep, file: Any = None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m resattn.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep_dir", type=Path, help="a multirun directory (holds multirun.yaml and job dirs)")
+    parser.add_argument("dirs", type=Path, nargs="+", metavar="DIR",
+                        help="one multirun directory (holds multirun.yaml and job dirs), or train.py run directories")
+    parser.add_argument("--out", type=Path, help="where a comparison of runs is written (default: outputs/reports/<time>)")
+    parser.add_argument("--publish", action="store_true",
+                        help="also copy each run's metrics.json and curves.png into --out and write its README.md")
     parser.add_argument("--quiet", action="store_true", help="write the files without printing the table")
     args = parser.parse_args(argv)
-    if not args.sweep_dir.is_dir():
-        print(f"error: {args.sweep_dir} is not a directory", file=sys.stderr)
+    for path in args.dirs:
+        if not path.is_dir():
+            print(f"error: {path} is not a directory; pass a multirun directory or train.py run directories", file=sys.stderr)
+            return 2
+    single_sweep = len(args.dirs) == 1 and not is_run_dir(args.dirs[0])
+    if single_sweep and not find_job_dirs(args.dirs[0]):
+        print(f"error: no job directories (with .hydra/overrides.yaml) under {args.dirs[0]}", file=sys.stderr)
         return 2
-    if not find_job_dirs(args.sweep_dir):
-        print(f"error: no job directories (with .hydra/overrides.yaml) under {args.sweep_dir}", file=sys.stderr)
-        return 2
-    sweep = write_summary(args.sweep_dir)
+    if not single_sweep:
+        not_runs = [str(p) for p in args.dirs if not is_run_dir(p)]
+        if not_runs:
+            print(f"error: {', '.join(not_runs)}: not a train.py run directory (no .hydra/overrides.yaml); "
+                  "compare run directories, or pass a single multirun directory alone", file=sys.stderr)
+            return 2
+    if single_sweep:
+        sweep = write_summary(args.dirs[0])
+    else:
+        out = args.out or Path("outputs") / "reports" / __import__("time").strftime("%Y-%m-%d_%H-%M-%S")
+        sweep = write_files(collect_runs(args.dirs, out))
+        if args.publish:
+            from resattn.publish import publish
+
+            publish(sweep)
     if not args.quiet:
         print_summary(sweep)
     print(f"wrote {sweep.dir / CSV_NAME} and {sweep.dir / MD_NAME}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import yaml
 
@@ -142,3 +142,50 @@ def _write_atomic(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+# Keys that fix how many optimizer steps a run takes (Lightning's estimated_stepping_batches).
+RUN_LENGTH_KEYS = (
+    "trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_batches", "trainer.accumulate_grad_batches",
+    "trainer.devices", "trainer.num_nodes", "data.train_size", "data.batch_size",
+)  # fmt: skip
+# Scheduler arguments left null to be fitted to the run's length (resattn.schedulers.lightning_scheduler).
+AUTO_LENGTH_KEYS = ("T_max", "total_steps")
+
+
+def _select(tree: Mapping[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, Mapping) else None
+    return tree
+
+
+def check_resume_schedule(cfg: Any, stored: Mapping[str, Any], run_dir: Path) -> None:
+    """A resumed run keeps the learning-rate schedule its checkpoint is part of.
+
+    ``cfg`` is the resumed command's config (DictConfig), ``stored`` the checkpoint's (resolved). Raises
+    :class:`CheckpointError` when a scheduler argument changed, or when a schedule fitted to the run's
+    length (one-cycle, cosine) would be resumed with another length: the checkpointed scheduler state would
+    silently keep the old schedule (cosine climbing back up) or crash mid-run (``OneCycleLR`` stepping past
+    its total).
+    """
+    from omegaconf import OmegaConf
+
+    def current(key: str) -> Any:
+        value = OmegaConf.select(cfg, key)
+        return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+    fix = f"resume without changing it, or start a new run from its checkpoint with ckpt_path={run_dir / LAST_CKPT}"
+    old_sched, new_sched = _select(stored, "scheduler.scheduler") or {}, current("scheduler.scheduler") or {}
+    for key in sorted(set(old_sched) | set(new_sched)):
+        if old_sched.get(key) != new_sched.get(key):
+            raise CheckpointError(f"resume={run_dir}: scheduler.scheduler.{key} changed from {old_sched.get(key)} "
+                                  f"to {new_sched.get(key)}; a resumed run keeps its schedule; {fix}")
+    if not any(key in old_sched and old_sched[key] is None for key in AUTO_LENGTH_KEYS):
+        return
+    name = str(old_sched.get("_target_", "")).rsplit(".", 1)[-1]
+    for key in RUN_LENGTH_KEYS:
+        if _select(stored, key) != current(key):
+            raise CheckpointError(
+                f"resume={run_dir}: {key} changed from {_select(stored, key)} to {current(key)}, but the run's "
+                f"{name} schedule is fitted to its length and cannot be stretched mid-run; {fix}"
+            )

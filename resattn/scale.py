@@ -8,6 +8,7 @@ step sizes) are multiplied by the same ratio, so a 60-epoch recipe with mileston
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -24,7 +25,7 @@ def _rescale(value: Any, ratio: float) -> Any:
             scaled.append(max(_rescale(item, ratio), scaled[-1] + 1 if scaled else 1))
         return scaled
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return max(1, round(value * ratio))
+        return max(1, math.floor(value * ratio + 0.5))  # half up: 10.5 -> 11
     return value
 
 

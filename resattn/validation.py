@@ -305,7 +305,7 @@ def _check_data_root(cfg: DictConfig) -> None:
     root = Path(root_value) if root_value not in (None, "") else Path(os.environ.get(ENV_DATA_DIR) or "data")
     fix = (f"put {NPZ_NAME} there (or torchvision's {TORCHVISION_DIR}/; data.download=true when online), or point "
            f"data.root / ${ENV_DATA_DIR} at the folder that holds it")
-    if not (source == "torchvision" and download) and not root.is_dir():
+    if not download and not root.is_dir():
         raise DataError(f"data.root={root}: no such directory; {fix}")
     has_npz, has_tv = (root / NPZ_NAME).is_file(), (root / TORCHVISION_DIR).is_dir()
     if source == "npz" and not has_npz:
@@ -376,19 +376,23 @@ def check_model_fits(cfg: DictConfig, ckpt_file: Path, key: str, fix: str) -> No
 
 
 def check_inputs(cfg: DictConfig, task: str = "train") -> None:
-    """Checkpoint contents: ``ckpt_path`` (train: fits the configured model; eval: loads) and ``resume``."""
-    from resattn.resume import resume_checkpoint
+    """Checkpoint contents: ``ckpt_path`` (train: fits the configured model; eval: loads) and ``resume``
+    (its model fits and its schedule is unchanged)."""
+    from resattn.checkpoints import load_checkpoint
+    from resattn.resume import check_resume_schedule, resume_checkpoint
 
     ckpt = cfg.get("ckpt_path")
     if task == "eval":
-        from resattn.checkpoints import best_checkpoint_of_run, load_checkpoint
+        from resattn.checkpoints import best_checkpoint_of_run
 
         path = Path(str(ckpt)).expanduser()
         load_checkpoint(best_checkpoint_of_run(path) if path.is_dir() else path, key="ckpt_path")
     elif cfg.get("resume"):
         run_dir = Path(str(cfg.resume)).expanduser()
-        check_model_fits(cfg, resume_checkpoint(run_dir), f"resume={run_dir}",
+        ckpt_file = resume_checkpoint(run_dir)
+        check_model_fits(cfg, ckpt_file, f"resume={run_dir}",
                          "a resumed run keeps its model; drop the model override, or start a new run")
+        check_resume_schedule(cfg, load_checkpoint(ckpt_file, key="resume")["hyper_parameters"]["cfg"], run_dir)
     elif ckpt:
         check_model_fits(cfg, Path(str(ckpt)).expanduser(), f"ckpt_path={ckpt}",
                          "use a checkpoint of the same model, or set the model config it was trained with")
@@ -422,5 +426,9 @@ def preflight(config_name: str, args: Sequence[str]) -> None:
         return
     cfg = compose_args(config_name, args)
     task = "eval" if config_name == "eval" else "train"
+    if task == "train":
+        from resattn.scale import apply_scale
+
+        apply_scale(cfg)
     check_config(cfg, task)
     check_inputs(cfg, task)

@@ -572,3 +572,31 @@ def test_env_var_sets_the_default_root(tmp_path, monkeypatch):
     assert dm.root == tmp_path
     dm.setup()
     assert dm.source_used == "npz"
+
+
+def test_make_train_downloads_only_without_a_local_copy_and_offline_names_the_npz(tmp_path, monkeypatch):
+    """``python3 make.py train`` adds ``data.download=true``; a local copy is used as is; offline is one clear error."""
+    import sys
+    from urllib.error import URLError
+
+    import torchvision
+
+    from resattn.config import compose
+    from resattn.validation import check_config
+
+    sys.path.insert(0, str(REPO))
+    import make
+
+    assert make.with_download(["experiment=improved"]) == ["experiment=improved", "data.download=true"]
+    assert make.with_download(["data.download=false"]) == ["data.download=false"]
+    check_config(compose("train", [f"data.root={tmp_path / 'fresh'}", "data.download=true"]))  # no folder yet: fine
+
+    def offline(self) -> None:
+        raise URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", offline)
+    present = small_dm(write_npz(tmp_path / "present"), download=True)
+    present.prepare_data()  # the npz is there: nothing is downloaded
+    present.setup("fit")
+    with pytest.raises(DataError, match=r"downloading CIFAR-10 into .*fresh failed \(URLError.*cifar10\.npz.*RESATTN_DATA_DIR"):
+        small_dm(tmp_path / "fresh", download=True).prepare_data()

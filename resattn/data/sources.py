@@ -137,7 +137,7 @@ def download_torchvision(root: Path) -> None:
     except Exception as exc:
         raise DataError(
             f"data.download=true: downloading CIFAR-10 into {root} failed ({type(exc).__name__}: "
-            f"{' '.join(str(exc).split())}); offline, put {NPZ_NAME} under data.root instead"
+            f"{' '.join(str(exc).split())}); offline, put {NPZ_NAME} under data.root (or point ${ENV_DATA_DIR} at its folder) instead"
         ) from exc
 
 
@@ -177,7 +177,7 @@ def resolve_source(source: str, root: Path, download: bool) -> str:
         raise ConfigError(f"data.source={source!r} is not supported; allowed: {', '.join(SOURCES)}")
     if source == "synthetic":
         return source
-    if not (source == "torchvision" and download) and not root.is_dir():
+    if not (source in ("torchvision", "auto") and download) and not root.is_dir():
         raise DataError(
             f"data.root={root} does not exist; create it and put {NPZ_NAME} there (or torchvision's "
             f"{TORCHVISION_DIR}/, data.download=true when online), or set {ENV_DATA_DIR} / data.root"

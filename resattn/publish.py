@@ -1,0 +1,85 @@
+"""Publish a comparison of separate runs (``python -m resattn.report <run dir> ... --out DIR --publish``).
+
+Into the comparison's folder, next to ``summary.*`` and ``val_curves.png``: one folder per run with its
+``metrics.json`` and ``curves.png`` (no checkpoints), and a ``README.md`` with the table, the pictures,
+the command of every run, the machine and the dates.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from resattn.report import CURVES_NAME, LOCATION_PREFIXES, PNG_NAME, Job, Sweep, _md_table, headline, job_rows
+
+RUN_FILES = ("metrics.json", "curves.png")
+
+
+def command_of(job: Job) -> str:
+    """The run's ``train.py`` command from its saved overrides (where it wrote its files left out)."""
+    saved = yaml.safe_load((job.path / ".hydra" / "overrides.yaml").read_text()) or []
+    kept = [o for o in saved if not o.lstrip("+~").startswith(LOCATION_PREFIXES)]
+    return " ".join(["python train.py", *map(shlex.quote, kept)])
+
+
+def machine() -> str:
+    """One line: CPU model and cores, memory, Python, torch and Lightning versions."""
+    import pytorch_lightning
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        cpu = names[0].strip() if names else cpu
+    except OSError:
+        pass
+    memory = ""
+    if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
+        memory = f", {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB RAM"
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return (f"{cpu}, {os.cpu_count()} cores{memory}{gpu}; Python {platform.python_version()}, torch {torch.__version__}, "
+            f"pytorch-lightning {pytorch_lightning.__version__}")
+
+
+def run_date(job: Job) -> str:
+    path = job.path / "metrics.json"
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(path.stat().st_mtime)) + " UTC" if path.is_file() else ""
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
+
+
+def publish(sweep: Sweep) -> Path:
+    """Copy each run's files into ``sweep.dir/<label>/`` and write ``sweep.dir/README.md``."""
+    rows = []
+    for job in sweep.jobs:
+        folder = sweep.dir / slug(sweep.label(job))
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            if (job.path / name).is_file():
+                shutil.copy2(job.path / name, folder / name)
+        rows.append((job, folder.name))
+    header, table = job_rows(sweep)
+    table = [[f"[{folder}]({folder}/)", *row[1:]] for row, (_, folder) in zip(table, rows)]
+    lines = [f"# {sweep.title}", "", headline(sweep), "", _md_table(["run", *header[1:]], table), ""]
+    for picture in (PNG_NAME, CURVES_NAME):
+        if (sweep.dir / picture).is_file():
+            lines += [f"![{picture}]({picture})", ""]
+    lines += ["## Commands", "", "Each run, as run (data from `data.root` or `$RESATTN_DATA_DIR`; finished on the date shown):", "",
+              "```bash"]
+    for job, folder in rows:
+        lines += [f"# {folder}: {run_date(job)}", command_of(job)]
+    lines += ["```", "", "## Machine", "", machine(), "",
+              f"Published {time.strftime('%Y-%m-%d', time.gmtime())} with `python -m resattn.report <run dirs> "
+              f"--out {sweep.dir} --publish`.", ""]
+    readme = sweep.dir / "README.md"
+    readme.write_text("\n".join(lines))
+    return readme

@@ -1,0 +1,66 @@
+"""Comparing experiments (issue 10): a multirun over ``experiment`` and ``python -m resattn.report`` over
+separate runs give the same table, labelled by experiment; ``--publish`` writes a results folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import TINY, run_script
+
+# scale=cpu shrinks both experiments to 2 epochs of the generated data set.
+COMMON = [*[a for a in TINY if not a.startswith("trainer.max_epochs")], "scale=cpu", "scale.max_epochs=2",
+          "scale.width=4", "test=true"]
+EXPERIMENTS = ("seed_sgd_base", "seed_adam_base")
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def experiments_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    sweep_dir = tmp_path_factory.mktemp("experiments") / "sweep"
+    proc = run_script("train.py", "-m", f"experiment={','.join(EXPERIMENTS)}", *COMMON, f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert all(e in proc.stdout for e in EXPERIMENTS)  # the printed table names the experiments
+    return sweep_dir
+
+
+def test_multirun_over_experiments_labels_rows_by_experiment(experiments_sweep: Path) -> None:
+    rows = _rows(experiments_sweep / "summary.csv")
+    assert [r["experiment"] for r in rows] == list(EXPERIMENTS)
+    for row in rows:
+        metrics = json.loads((Path(row["dir"]) / "metrics.json").read_text())
+        assert (metrics["task"], metrics["scale"], metrics["epochs"]) == (row["experiment"], "cpu", 2)
+        assert float(row["test/acc"]) == metrics["test/acc"]
+    assert "![validation curves](val_curves.png)" in (experiments_sweep / "summary.md").read_text()
+
+
+def test_report_over_separate_runs_matches_the_sweep_and_publishes(experiments_sweep: Path, tmp_path: Path) -> None:
+    job_dirs = [experiments_sweep / "0", experiments_sweep / "1"]
+    out = tmp_path / "results"
+    proc = run_script("-m", "resattn.report", *map(str, job_dirs), "--out", str(out), "--publish")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ours, sweep = _rows(out / "summary.csv"), _rows(experiments_sweep / "summary.csv")
+    columns = ("experiment", "val/acc_best", "test/acc", "test/loss", "epochs", "train_time_s")
+    assert [[r[c] for c in columns] for r in ours] == [[r[c] for c in columns] for r in sweep]
+    with Image.open(out / "val_curves.png") as picture:
+        assert picture.size[0] > 500
+    readme = (out / "README.md").read_text()
+    for experiment, job_dir in zip(EXPERIMENTS, job_dirs):
+        folder = out / experiment
+        assert json.loads((folder / "metrics.json").read_text()) == json.loads((job_dir / "metrics.json").read_text())
+        assert (folder / "curves.png").is_file() and not list(folder.glob("*.ckpt"))
+        assert f"python train.py experiment={experiment} " in readme  # the command, without output locations
+    assert "hydra.sweep.dir" not in readme and "## Machine" in readme and "cores" in readme
+
+
+def test_report_rejects_a_folder_that_is_not_a_run(tmp_path: Path, experiments_sweep: Path) -> None:
+    proc = run_script("-m", "resattn.report", str(experiments_sweep / "0"), str(tmp_path))
+    assert proc.returncode == 2 and "not a train.py run directory" in proc.stderr

@@ -1,0 +1,105 @@
+"""``scale=<full|cpu>`` (issue 10): what the CPU scale changes, what it keeps, and the plan line."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from resattn.callbacks.plan import RunPlan
+from resattn.config import compose
+from resattn.scale import apply_scale
+from tests.conftest import TINY, run_script
+from tests.test_train import EXPERIMENTS
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_cpu_scale_shrinks_model_and_length_keeps_data(experiment: str) -> None:
+    full = compose("train", [f"experiment={experiment}"])
+    cpu = compose("train", [f"experiment={experiment}", "scale=cpu"])
+    apply_scale(cpu)
+    ratio = cpu.trainer.max_epochs / full.trainer.max_epochs
+    assert cpu.model.width == 8 < full.model.width and ratio < 1
+    assert (cpu.data.train_size, cpu.data.val_size, cpu.data.test_size) == (full.data.train_size, full.data.val_size, None)
+    assert cpu.data.val_source == "holdout" and cpu.data.batch_size == full.data.batch_size
+    sched, full_sched = cpu.scheduler.scheduler, full.scheduler.scheduler
+    if "milestones" in full_sched:  # the study's epoch schedule follows the shorter run
+        scaled = list(sched.milestones)
+        assert scaled == sorted(set(scaled)) and len(scaled) == len(full_sched.milestones)
+        assert all(abs(new - old * ratio) <= 1 for new, old in zip(scaled, full_sched.milestones))
+    for key in ("total_steps", "T_max"):  # schedules fitted to the run's length stay fitted to it
+        if key in full_sched:
+            assert sched[key] is None
+    if full.callbacks.early_stopping is not None:
+        assert abs(cpu.callbacks.early_stopping.patience - full.callbacks.early_stopping.patience * ratio) <= 0.5
+
+
+def test_cpu_scale_of_the_study_schedule() -> None:
+    cfg = compose("train", ["experiment=seed_adam_base", "scale=cpu"])
+    apply_scale(cfg)  # 60 -> 24 epochs: milestones 21, 51 -> 8.4, 20.4; patience 15 -> 6
+    assert (cfg.trainer.max_epochs, list(cfg.scheduler.scheduler.milestones)) == (24, [8, 20])
+    assert cfg.callbacks.early_stopping.patience == 6
+
+
+def test_full_scale_changes_nothing() -> None:
+    cfg = compose("train", ["experiment=seed_adam_base"])
+    before = cfg.copy()
+    assert apply_scale(cfg) == [] and cfg == before
+
+
+def test_scale_length_override_and_per_experiment_sizes() -> None:
+    cfg = compose("train", ["experiment=seed_adam_base", "scale=cpu", "scale.max_epochs=30"])
+    changes = apply_scale(cfg)
+    assert cfg.trainer.max_epochs == 30 and list(cfg.scheduler.scheduler.milestones) == [11, 26]  # 10.5, 25.5
+    assert "trainer.max_epochs 60 -> 30" in changes
+    big = compose("train", ["experiment=seed_attention56", "scale=cpu"])
+    apply_scale(big)
+    assert big.trainer.max_epochs == big.scale.epochs_by_task.seed_attention56
+    # milestones [21, 41, 61, 81] squeezed into a few epochs stay strictly increasing
+    milestones = list(big.scheduler.scheduler.milestones)
+    assert milestones == sorted(set(milestones)) and len(milestones) == 4
+
+
+def test_plateau_patience_is_rescaled() -> None:
+    cfg = compose("train", ["scale=cpu", "scheduler=plateau", "trainer.max_epochs=60", "scale.max_epochs=20"])
+    apply_scale(cfg)
+    assert cfg.scheduler.scheduler.patience == 2  # 5 epochs of 60 -> 2 of 20
+
+
+def test_cpu_scale_through_train_py_prints_scale_and_plan_and_stores_scaled_config(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    # seed_adam_base at CPU scale on generated data: width 8, 60 -> 24 epochs, milestones and patience follow.
+    small = [a for a in TINY if not a.startswith(("model.width", "trainer.max_epochs"))]
+    result = run_script("train.py", "experiment=seed_adam_base", "scale=cpu", *small, "scale.max_epochs=2",
+                        "data.train_size=512", "data.batch_size=32", f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout + result.stderr
+    assert "scale: cpu (model.width 32 -> 8; trainer.max_epochs 60 -> 2; scheduler.scheduler.milestones [21, 51] -> [1, 2]" in out
+    plan = re.search(r"plan: 2 epochs x 16 steps, about \S+ (s|min) on cpu \((\d+\.\d+) s/step", out)
+    assert plan, out[-3000:]
+    stored = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["hyper_parameters"]["cfg"]
+    assert stored["model"]["width"] == 8 and stored["trainer"]["max_epochs"] == 2
+    assert list(stored["scheduler"]["scheduler"]["milestones"]) == [1, 2]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["task"], metrics["scale"], metrics["epochs"]) == ("seed_adam_base", "cpu", 2)
+
+
+def _fake_trainer(steps_per_epoch: int, epochs: int, device: str = "cpu") -> SimpleNamespace:
+    return SimpleNamespace(
+        num_training_batches=steps_per_epoch, estimated_stepping_batches=steps_per_epoch * epochs, max_epochs=epochs,
+        global_step=0, limit_val_batches=1.0, datamodule=SimpleNamespace(batch_size=128, val_size=5000),
+        strategy=SimpleNamespace(root_device=torch.device(device)),
+    )
+
+
+def test_plan_estimates_the_run_and_suggests_cpu_scale_on_cpu() -> None:
+    line = RunPlan(scale="full").plan(_fake_trainer(234, 60), step_s=2.0)
+    # 14,040 steps x 2 s, plus validation (5,000 images at a third of the cost of 29,952 training images)
+    assert line.startswith("plan: 60 epochs x 234 steps, about 8.2 h on cpu (2.00 s/step")
+    assert "try scale=cpu" in line
+    assert "scale=cpu" not in RunPlan(scale="cpu").plan(_fake_trainer(234, 24), step_s=0.3)
+    assert "scale=cpu" not in RunPlan(scale="full").plan(_fake_trainer(234, 60, "cuda"), step_s=2.0)
