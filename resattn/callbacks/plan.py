@@ -29,7 +29,7 @@ def format_duration(seconds: float) -> str:
 class RunPlan(Callback):
     """After ``warmup_steps`` + ``measure_steps`` training steps, print once (rank 0)::
 
-        plan: 60 epochs x 234 steps, about 8.4 h on cpu (1.92 s/step over steps 3-12, validation included)
+        plan: 60 epochs x 234 steps, about 8.4 h on cpu (1.92 s/step over steps 6-25, validation included)
 
     Args:
         scale: the run's ``scale.name``; a CPU run at ``full`` that would take over an hour suggests ``scale=cpu``.
@@ -37,7 +37,7 @@ class RunPlan(Callback):
         measure_steps: steps timed.
     """
 
-    def __init__(self, scale: str = "full", warmup_steps: int = 2, measure_steps: int = 10) -> None:
+    def __init__(self, scale: str = "full", warmup_steps: int = 5, measure_steps: int = 20) -> None:
         self.scale = scale
         self.warmup_steps = warmup_steps
         self.measure_steps = measure_steps
