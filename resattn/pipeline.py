@@ -23,9 +23,9 @@ from resattn.errors import ConfigError
 from resattn.module import ResAttnModule
 from resattn.plots import plot_confusion_matrix, plot_curves, plot_weight_histogram
 from resattn.results import print_results, write_metrics
+from resattn.resume import check_resume_schedule, override_key, resume_checkpoint
 from resattn.scale import apply_scale
 from resattn.scale import describe as describe_scale
-from resattn.resume import check_resume_schedule, override_key, resume_checkpoint
 from resattn.summary import summarize
 from resattn.validation import check_config, check_data
 

@@ -362,8 +362,8 @@ def check_config(cfg: DictConfig, task: str = "train") -> None:
 # ------------------------------------------------------------------------------------------- input checks
 
 
-def check_model_fits(cfg: DictConfig, ckpt_file: Path, key: str, fix: str) -> None:
-    """The checkpoint at ``ckpt_file`` loads and its weights fit the model ``cfg.model`` builds."""
+def check_model_fits(cfg: DictConfig, ckpt_file: Path, key: str, fix: str) -> dict[str, Any]:
+    """The checkpoint at ``ckpt_file`` loads and its weights fit the model ``cfg.model`` builds; returns it."""
     from hydra.utils import instantiate
 
     from resattn.checkpoints import check_compatible, load_checkpoint
@@ -373,26 +373,25 @@ def check_model_fits(cfg: DictConfig, ckpt_file: Path, key: str, fix: str) -> No
     net = instantiate(model_cfg, _convert_="all")
     shapes = {f"net.{k}": v.shape for k, v in net.state_dict().items()}
     check_compatible(shapes, ckpt, key=key, model_cfg=model_cfg, fix=fix, prefix="net.")
+    return ckpt
 
 
 def check_inputs(cfg: DictConfig, task: str = "train") -> None:
     """Checkpoint contents: ``ckpt_path`` (train: fits the configured model; eval: loads) and ``resume``
     (its model fits and its schedule is unchanged)."""
-    from resattn.checkpoints import load_checkpoint
     from resattn.resume import check_resume_schedule, resume_checkpoint
 
     ckpt = cfg.get("ckpt_path")
     if task == "eval":
-        from resattn.checkpoints import best_checkpoint_of_run
+        from resattn.checkpoints import best_checkpoint_of_run, load_checkpoint
 
         path = Path(str(ckpt)).expanduser()
         load_checkpoint(best_checkpoint_of_run(path) if path.is_dir() else path, key="ckpt_path")
     elif cfg.get("resume"):
         run_dir = Path(str(cfg.resume)).expanduser()
-        ckpt_file = resume_checkpoint(run_dir)
-        check_model_fits(cfg, ckpt_file, f"resume={run_dir}",
-                         "a resumed run keeps its model; drop the model override, or start a new run")
-        check_resume_schedule(cfg, load_checkpoint(ckpt_file, key="resume")["hyper_parameters"]["cfg"], run_dir)
+        stored = check_model_fits(cfg, resume_checkpoint(run_dir), f"resume={run_dir}",
+                                  "a resumed run keeps its model; drop the model override, or start a new run")
+        check_resume_schedule(cfg, stored["hyper_parameters"]["cfg"], run_dir)
     elif ckpt:
         check_model_fits(cfg, Path(str(ckpt)).expanduser(), f"ckpt_path={ckpt}",
                          "use a checkpoint of the same model, or set the model config it was trained with")

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from resattn.report import CURVES_NAME, LOCATION_PREFIXES, PNG_NAME, Job, Sweep, _md_table, headline, job_rows
+from resattn.report.cli import write_text_atomic
+from resattn.report.runs import CURVES_NAME, LOCATION_PREFIXES, PNG_NAME, SEED_KEY, Job, Sweep
+from resattn.report.tables import aggregate_rows, headline, job_rows, md_table
 
 RUN_FILES = ("metrics.json", "curves.png")
 
@@ -69,7 +71,9 @@ def publish(sweep: Sweep) -> Path:
         rows.append((job, folder.name))
     header, table = job_rows(sweep)
     table = [[f"[{folder}]({folder}/)", *row[1:]] for row, (_, folder) in zip(table, rows)]
-    lines = [f"# {sweep.title}", "", headline(sweep), "", _md_table(["run", *header[1:]], table), ""]
+    lines = [f"# {sweep.title}", "", headline(sweep), "", md_table(["run", *header[1:]], table), ""]
+    if sweep.seeds_swept:
+        lines += [f"Mean ± std over `{SEED_KEY}` per configuration:", "", md_table(*aggregate_rows(sweep)), ""]
     for picture in (PNG_NAME, CURVES_NAME):
         if (sweep.dir / picture).is_file():
             lines += [f"![{picture}]({picture})", ""]
@@ -81,5 +85,5 @@ def publish(sweep: Sweep) -> Path:
               f"Published {time.strftime('%Y-%m-%d', time.gmtime())} with `python -m resattn.report <run dirs> "
               f"--out {sweep.dir} --publish`.", ""]
     readme = sweep.dir / "README.md"
-    readme.write_text("\n".join(lines))
+    write_text_atomic(readme, "\n".join(lines))
     return readme

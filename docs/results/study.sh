@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The study at CPU scale (README "Results"), one run at a time, each in outputs/study/<name>/.
+# Rerun to continue: finished runs are skipped, an interrupted one continues with resume=<run dir>.
+# Then publish: python -m resattn.report outputs/study/* --out docs/results --publish
+# Data: export RESATTN_DATA_DIR=<folder with cifar10.npz> (or add data.root=<folder> to each run).
+set -u
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-python}
+OUT=${STUDY_DIR:-outputs/study}
+run() {  # run <name> <overrides...>
+  local name=$1 dir=$OUT/$1; shift
+  if grep -qs '"status": "ok"' "$dir/metrics.json"; then echo "done: $name"; return 0; fi
+  if [ -e "$dir/checkpoints/last.ckpt" ]; then "$PY" train.py resume="$dir"; else "$PY" train.py "$@" hydra.run.dir="$dir"; fi
+}
+run improved experiment=improved scale=cpu
+run seed_sgd_base experiment=seed_sgd_base scale=cpu
+run seed_adam_base experiment=seed_adam_base scale=cpu
+run improved_seed1 experiment=improved scale=cpu seed=1
+run improved_nal experiment=improved scale=cpu model.attention=nal
+run improved_none experiment=improved scale=cpu model.attention=none
+run seed_regularized experiment=seed_regularized scale=cpu
+run seed_mini_paper experiment=seed_mini_paper scale=cpu
+run seed_attention56 experiment=seed_attention56 scale=cpu

@@ -1,0 +1,85 @@
+"""``python -m resattn.report``: write (and print) the comparison of a sweep or of separate runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from resattn.report.plots import plot_summary, plot_val_curves
+from resattn.report.runs import CSV_NAME, CURVES_NAME, MD_NAME, PNG_NAME, Sweep, collect, collect_runs, find_job_dirs, is_run_dir
+from resattn.report.tables import csv_text, markdown, print_summary
+
+DESCRIPTION = "Write summary.csv, summary.md, summary.png and val_curves.png for a sweep or for separate runs."
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", newline="") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def write_files(sweep: Sweep) -> Sweep:
+    """Write ``summary.csv``, ``summary.md`` and (when there are results) ``summary.png`` and ``val_curves.png``."""
+    sweep.dir.mkdir(parents=True, exist_ok=True)
+    picture = plot_summary(sweep, sweep.dir / PNG_NAME)
+    curves = plot_val_curves(sweep, sweep.dir / CURVES_NAME)
+    write_text_atomic(sweep.dir / CSV_NAME, csv_text(sweep))
+    write_text_atomic(sweep.dir / MD_NAME, markdown(sweep, picture, curves))
+    return sweep
+
+
+def write_summary(sweep_dir: str | Path, config: Mapping[str, Any] | None = None) -> Sweep:
+    """Collect a sweep directory and write its summary files into it."""
+    return write_files(collect(sweep_dir, config))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m resattn.report", description=DESCRIPTION)
+    parser.add_argument("dirs", type=Path, nargs="+", metavar="DIR",
+                        help="one multirun directory (holds multirun.yaml and job dirs), or train.py run directories")
+    parser.add_argument("--out", type=Path, help="where a comparison of runs is written (default: outputs/reports/<time>)")
+    parser.add_argument("--publish", action="store_true",
+                        help="also copy each run's metrics.json and curves.png into --out and write its README.md")
+    parser.add_argument("--title", help="heading of a comparison of runs (default: Comparison of N runs)")
+    parser.add_argument("--quiet", action="store_true", help="write the files without printing the table")
+    args = parser.parse_args(argv)
+    for path in args.dirs:
+        if not path.is_dir():
+            print(f"error: {path} is not a directory; pass a multirun directory or train.py run directories", file=sys.stderr)
+            return 2
+    single_sweep = len(args.dirs) == 1 and not is_run_dir(args.dirs[0])
+    if single_sweep and not find_job_dirs(args.dirs[0]):
+        print(f"error: no job directories (with .hydra/overrides.yaml) under {args.dirs[0]}", file=sys.stderr)
+        return 2
+    if not single_sweep:
+        not_runs = [str(p) for p in args.dirs if not is_run_dir(p)]
+        if not_runs:
+            print(f"error: {', '.join(not_runs)}: not a train.py run directory (no .hydra/overrides.yaml); "
+                  "compare run directories, or pass a single multirun directory alone", file=sys.stderr)
+            return 2
+    if single_sweep and (args.publish or args.out):
+        print(f"error: --out/--publish compare run directories; pass the job directories of {args.dirs[0]} "
+              "(e.g. <sweep dir>/*/) instead of the sweep directory", file=sys.stderr)
+        return 2
+    if single_sweep:
+        sweep = write_summary(args.dirs[0])
+    else:
+        out = args.out or Path("outputs") / "reports" / time.strftime("%Y-%m-%d_%H-%M-%S")
+        sweep = collect_runs(args.dirs, out)
+        sweep.title = args.title or sweep.title
+        write_files(sweep)
+        if args.publish:
+            from resattn.report.publish import publish
+
+            publish(sweep)
+    if not args.quiet:
+        print_summary(sweep)
+    print(f"wrote {sweep.dir / CSV_NAME} and {sweep.dir / MD_NAME}")
+    return 0
+

@@ -1,0 +1,125 @@
+"""Tables of a comparison: markdown, CSV and the console."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from resattn.report.runs import METRICS, PLOT_METRIC, SEED_KEY, STATUSES, Sweep
+
+
+def _fmt(value: Any, metric: str = "") -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if metric.endswith("time_s"):
+            return f"{value:.1f}"
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _fmt_mean_std(stats: tuple[float, float, int] | None, metric: str) -> str:
+    if stats is None:
+        return ""
+    mean, std, _ = stats
+    return f"{_fmt(mean, metric)} ± {_fmt(std, metric)}"
+
+
+def job_rows(sweep: Sweep, raw: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-job table; ``raw`` keeps full precision (CSV)."""
+    header = ["job", *sweep.keys, "status", *METRICS, "error"]
+    rows = []
+    for job in sweep.jobs:
+        numbers = [job.metrics.get(m) if job.status == "ok" else None for m in METRICS]
+        cells = [("" if v is None else repr(v) if isinstance(v, float) else str(v)) if raw else _fmt(v, m)
+                 for v, m in zip(numbers, METRICS)]
+        rows.append([job.name, *(job.overrides.get(k, "") for k in sweep.keys), job.status, *cells, job.error])
+    return header, rows
+
+
+def aggregate_rows(sweep: Sweep) -> tuple[list[str], list[list[str]]]:
+    """Mean ± std over seeds per configuration (``n`` = jobs with a result / jobs)."""
+    metrics = ("val/acc_best", "test/acc", "test/loss")
+    header = [*sweep.grid_keys, "n", *metrics]
+    rows = []
+    for group in sweep.groups():
+        n_ok = sum(job.status == "ok" for job in group.jobs)
+        rows.append([*group.params.values(), f"{n_ok}/{len(group.jobs)}",
+                     *(_fmt_mean_std(group.mean_std(m), m) for m in metrics)])
+    return header, rows
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def headline(sweep: Sweep) -> str:
+    counts = ", ".join(f"{sweep.count(s)} {s}" for s in STATUSES if sweep.count(s) or s == "ok")
+    swept = ", ".join(f"`{k}`" for k in sweep.keys) or "nothing"
+    text = f"{len(sweep.jobs)} {sweep.unit} ({counts}); {'swept' if sweep.unit == 'jobs' else 'compared by'}: {swept}."
+    best = sweep.best()
+    if best is not None and sweep.seeds_swept:
+        scored = [(g.mean_std("val/acc_best"), g) for g in sweep.groups()]
+        stats, group = max(((s, g) for s, g in scored if s is not None), key=lambda sg: sg[0][0])
+        params = ", ".join(f"{k}={v}" for k, v in group.params.items()) or "all jobs"
+        text += (f" Best configuration by mean val/acc_best over {stats[2]} seeds: {params}:"
+                 f" val/acc_best {_fmt_mean_std(stats, 'val/acc_best')},"
+                 f" test/acc {_fmt_mean_std(group.mean_std('test/acc'), 'test/acc')}.")
+    elif best is not None:
+        who = sweep.label(best) if sweep.unit == "runs" else f"job {best.name} ({sweep.label(best)})"
+        text += (f" Best by val/acc_best: {who}: val/acc_best {_fmt(best.value('val/acc_best'))},"
+                 f" test/acc {_fmt(best.value('test/acc'))}.")
+    return text
+
+
+def markdown(sweep: Sweep, picture: Path | None, curves: Path | None = None) -> str:
+    parts = [f"# {sweep.title}", "", headline(sweep), "", md_table(*job_rows(sweep))]
+    if sweep.seeds_swept:
+        parts += ["", f"## Mean ± std over `{SEED_KEY}`", "", md_table(*aggregate_rows(sweep))]
+    if picture is not None:
+        parts += ["", f"![{PLOT_METRIC} per configuration]({picture.name})"]
+    if curves is not None:
+        parts += ["", f"![validation curves]({curves.name})"]
+    return "\n".join(parts) + "\n"
+
+
+def csv_text(sweep: Sweep) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header, rows = job_rows(sweep, raw=True)
+    writer.writerow([*header, "dir"])
+    for row, job in zip(rows, sweep.jobs):
+        writer.writerow([*row, str(job.path)])
+    return buffer.getvalue()
+
+
+def print_summary(sweep: Sweep, file: Any = None) -> None:
+    """Rich tables of the jobs (and of mean ± std over seeds) on the console."""
+    from rich.console import Console
+    from rich.table import Table
+
+    out = file or sys.stdout
+    # Logs and pipes get wide tables (rich would wrap at 80 columns); terminals use their own width.
+    console = Console(file=out, width=None if out.isatty() else 200)
+    for title, (header, rows) in [(f"{'sweep' if sweep.unit == 'jobs' else 'comparison'}: {sweep.dir}", job_rows(sweep))] + (
+        [(f"mean ± std over {SEED_KEY}", aggregate_rows(sweep))] if sweep.seeds_swept else []
+    ):
+        table = Table(title=title)
+        for name in header:
+            table.add_column(name, justify="right" if name in METRICS or name == "n" else "left",
+                             overflow="fold", max_width=60 if name == "error" else None)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    console.print(headline(sweep))
