@@ -15,6 +15,7 @@ holds ``.hydra/overrides.yaml``; its status is that of its ``metrics.json`` (``o
 ``missing`` when the job left none (killed, still running). ``seed`` is not a grid axis: when it is swept,
 the summary adds mean ± std over seeds per configuration.
 """
+
 from resattn.report.cli import main, write_files, write_summary
 from resattn.report.runs import (
     CSV_NAME, CURVES_NAME, MD_NAME, PNG_NAME, Job, Sweep, collect, collect_runs, find_job_dirs, is_run_dir,
