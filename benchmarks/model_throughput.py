@@ -57,6 +57,8 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from resattn.speed import compile_options  # noqa: E402  (after the sys.path insert)
+
 ALL_VARIANTS = ("attention56_mini", "attention56_mini_paper", "attention56", "attention92")
 SPEEDUP_THRESHOLD = 1.05
 
@@ -198,7 +200,9 @@ def run_config(cfg: Config, base: nn.Module, flops: tuple[int, int], args, devic
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch_size, 3, 32, 32, generator=gen).to(device).contiguous(memory_format=memory_format)
     y = torch.randint(0, 10, (args.batch_size,), generator=gen).to(device)
-    net = torch.compile(model) if cfg.compile else model
+    if cfg.compile:  # exactly as compile=true does in the LightningModule: in place, whole graph, inductor
+        model.compile(**compile_options({}))
+    net = model
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     bf16 = cfg.precision == "bf16"
 

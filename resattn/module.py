@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytorch_lightning as pl
@@ -14,17 +15,12 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from resattn.errors import ConfigError
 from resattn.schedulers import lightning_scheduler
+from resattn.speed import channels_last_enabled, compile_options
+
+log = logging.getLogger("resattn")
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 L2_SCOPES = ("head", "all")
-CHANNELS_LAST_MIN_CPU_BATCH = 32
-
-
-def channels_last_enabled(setting: bool | str | None, device_type: str, batch_size: int) -> bool:
-    """``channels_last=auto``: on where it measures faster (CUDA; CPU at batch >= 32: 1.3x at 128-256)."""
-    if setting == "auto":
-        return device_type == "cuda" or (device_type == "cpu" and batch_size >= CHANNELS_LAST_MIN_CPU_BATCH)
-    return bool(setting)
 
 
 def class_names(num_classes: int) -> list[str]:
@@ -58,7 +54,7 @@ class ResAttnModule(pl.LightningModule):
         self.channels_last = cfg.get("channels_last", False) is True
         self.num_classes = int(cfg["model"]["num_classes"])
         self.class_names = class_names(self.num_classes)
-        self._compiled: nn.Module | None = None
+        self.compiled = False  # torch.compile applied to ``self.net`` in place (configure_model)
 
         n = self.num_classes
         # Per-step updates of the training/validation metrics never wait for the device: no NaN scan of the
@@ -77,6 +73,7 @@ class ResAttnModule(pl.LightningModule):
         # Best validation accuracy so far: a buffer, so it is checkpointed and resumes exactly.
         self.register_buffer("val_acc_best", torch.tensor(0.0))
         self.test_confusion: torch.Tensor | None = None
+        self.test_images = 0  # images this process evaluated in the last test (its shard under DDP)
         # Optimizer state to start from (ckpt_path=<file>: a new run from another run's checkpoint).
         self.initial_optimizer_state: dict[str, Any] | None = None
 
@@ -86,9 +83,11 @@ class ResAttnModule(pl.LightningModule):
         self.channels_last = channels_last_enabled(self.cfg.get("channels_last", False), self.device_type(), batch_size)
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        if self.cfg.get("compile") and self._compiled is None:
-            # Kept outside the module tree so state_dict keys stay those of the plain network.
-            self._compiled = torch.compile(self.net)
+        if self.cfg.get("compile") and not self.compiled:
+            # nn.Module.compile compiles the network's call in place: no wrapper module, so state_dict keys
+            # (and checkpoints) are the same with and without compile.
+            self.net.compile(**compile_options(self.cfg))
+            self.compiled = True
 
     def device_type(self) -> str:
         """Type of the device this module trains or evaluates on (its trainer's, else its parameters')."""
@@ -98,7 +97,7 @@ class ResAttnModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return (self._compiled or self.net)(x)
+        return self.net(x)
 
     def l2_penalty(self) -> torch.Tensor | float:
         """Keras ``kernel_regularizer=l2(c)``: ``c * sum(W**2)`` (no factor 1/2) on the chosen kernels."""
@@ -159,8 +158,12 @@ class ResAttnModule(pl.LightningModule):
         self.log("val/acc", acc, prog_bar=True)
         self.log("val/acc_best", self.val_acc_best, prog_bar=True)
 
+    def on_test_epoch_start(self) -> None:
+        self.test_images = 0
+
     def test_step(self, batch: Any, batch_idx: int) -> None:
         logits, y, ce = self._step(batch)
+        self.test_images += y.numel()
         self.test_loss.update(ce, weight=y.numel())
         for metric in (self.test_acc, self.test_class_acc, self.test_confmat):
             metric.update(logits, y)
@@ -171,6 +174,9 @@ class ResAttnModule(pl.LightningModule):
         for name, acc in zip(self.class_names, self.test_class_acc.compute()):
             self.log(f"test/acc_{name}", acc)
         self.test_confusion = self.test_confmat.compute().cpu()
+        if self.trainer.world_size > 1:  # metrics above are synced over ranks; each rank evaluated its shard
+            log.info("test: rank %d of %d evaluated %d of %d images", self.global_rank, self.trainer.world_size,
+                     self.test_images, int(self.test_confusion.sum()))
         for metric in (self.test_loss, self.test_acc, self.test_class_acc, self.test_confmat):
             metric.reset()
 

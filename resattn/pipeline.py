@@ -22,7 +22,7 @@ from resattn.checkpoints import best_checkpoint_of_run, check_compatible, load_c
 from resattn.errors import ConfigError
 from resattn.module import ResAttnModule
 from resattn.plots import plot_confusion_matrix, plot_curves, plot_weight_histogram
-from resattn.results import print_results, write_metrics
+from resattn.results import print_results, to_number, write_metrics
 from resattn.resume import check_resume_schedule, override_key, resume_checkpoint
 from resattn.scale import apply_scale
 from resattn.scale import describe as describe_scale
@@ -114,7 +114,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "task": cfg.get("task_name"),
         "scale": (cfg.get("scale") or {}).get("name", "full"),
         "val/acc_best": float(module.val_acc_best),
-        "val/acc": trainer.callback_metrics.get("val/acc"),
+        # a plain number: a device tensor in the returned metrics would keep GPU memory alive after the job
+        "val/acc": to_number(trainer.callback_metrics.get("val/acc")),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
     }

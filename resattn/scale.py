@@ -13,6 +13,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from resattn.errors import ConfigError
+
 # Scheduler arguments counted in scheduler steps (epochs or optimizer steps; both shrink with the run).
 SCHEDULER_LENGTH_KEYS = ("milestones", "step_size", "T_max", "total_steps", "total_iters", "T_0", "patience")
 
@@ -48,6 +50,11 @@ def apply_scale(cfg: DictConfig) -> list[str]:
         change("model.width", cfg.model, "width", int(scale.width))
     target = scale.get("max_epochs")
     reference = cfg.trainer.get("max_epochs")
+    max_steps = cfg.trainer.get("max_steps")
+    if target is not None and reference in (None, -1) and max_steps not in (None, -1):
+        raise ConfigError(f"scale.max_epochs={target} cannot shorten a run counted in optimizer steps "
+                          f"(trainer.max_steps={max_steps}); use scale=full and set trainer.max_steps and the "
+                          "scheduler's milestones yourself")
     if target is None or reference in (None, -1) or int(target) == int(reference):
         return changes
     ratio = int(target) / int(reference)

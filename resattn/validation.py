@@ -83,6 +83,13 @@ def choice(*allowed: Any, nullable: bool = False) -> Rule:
     return Rule(lambda v: v in allowed, "one of " + ", ".join(str(a) for a in allowed), lambda v: True, nullable)
 
 
+def compile_backends() -> list[str]:
+    """Registered ``torch.compile`` backends (debug backends such as ``eager`` included)."""
+    import torch
+
+    return list(torch.compiler.list_backends(exclude_tags=()))
+
+
 def boolean(nullable: bool = False) -> Rule:
     return Rule(lambda v: True, "true or false", lambda v: isinstance(v, bool), nullable)
 
@@ -146,6 +153,7 @@ DATA_RULES: dict[str, Rule] = {
     "data.device_resident": choice("auto", True, False),
     "data.seed": integer(0, 2**32 - 1),
     "data.synthetic_seed": integer(0, 2**32 - 1),
+    "data.label_noise": Rule(lambda v: 0 <= v <= 1, "a fraction in [0, 1]", _is_num),
 }
 
 TRAIN_RULES: dict[str, Rule] = {
@@ -168,6 +176,7 @@ TRAIN_RULES: dict[str, Rule] = {
     "model.stem_kernel": integer(1),
     "model.stem_norm": boolean(),
     "model.attention": choice("arl", "nal", "none"),
+    "model.mask_activation": choice("mixed", "channel", "spatial"),
     "model.trunk_depth": integer(1),
     "model.init": choice("keras", "torch"),
     "model.dropout": number(ge=0, lt=1),
@@ -188,11 +197,19 @@ TRAIN_RULES: dict[str, Rule] = {
     "callbacks.early_stopping.patience": integer(0),
     "callbacks.early_stopping.min_delta": number(ge=0),
     "callbacks.divergence.every_n_steps": integer(0),
+    "callbacks.attention_maps.every_n_epochs": integer(0),
+    "callbacks.attention_maps.n": integer(1),
     "label_smoothing": number(ge=0, lt=1),
     "channels_last": choice("auto", True, False),
     "scale.width": integer(1, nullable=True),
     "scale.max_epochs": integer(1, nullable=True),
     "compile": boolean(),
+    "compile_options.backend": Rule(lambda v: v in compile_backends(),
+                                    "a torch.compile backend (torch.compiler.list_backends()), e.g. inductor",
+                                    lambda v: isinstance(v, str)),
+    "compile_options.mode": choice("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs",
+                                   nullable=True),
+    "compile_options.fullgraph": boolean(),
     "test": boolean(),
 }
 

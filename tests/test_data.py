@@ -113,7 +113,7 @@ def test_real_split_sizes_and_disjointness(real):
     pool = hashes(dm.train_x)
     assert not pool & hashes(dm.val_x) and not pool & hashes(dm.test_x)
     assert dm.overlap == {"val": 0, "test": 0}
-    assert "data: source=npz train=30000 val=5000 test=10000 overlap(train,val)=0 overlap(train,test)=0" in messages
+    assert "data: source=npz train=30000 val=5000 test=10000 overlap(train,val)=0 overlap(train,test)=0 label_noise=0 changed=0" in messages
 
 
 def test_real_pool_statistics(real):
@@ -149,7 +149,7 @@ def test_holdout_split_is_disjoint_and_logged(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger=LOG_NAME):
         dm.setup()
     lines = [r.getMessage() for r in caplog.records if r.name == LOG_NAME]
-    assert lines == ["data: source=npz train=40 val=10 test=20 overlap(train,val)=0 overlap(train,test)=0"]
+    assert lines == ["data: source=npz train=40 val=10 test=20 overlap(train,val)=0 overlap(train,test)=0 label_noise=0 changed=0"]
     assert not hashes(dm.train_x) & hashes(dm.val_x)
     with np.load(root / "cifar10.npz") as npz:
         assert np.array_equal(dm.val_x.permute(0, 2, 3, 1).numpy(), npz["x_train"][50:])
@@ -217,7 +217,7 @@ def test_synthetic_sizes_determinism_and_disjointness(caplog):
     with caplog.at_level(logging.INFO, logger=LOG_NAME):
         a = synthetic_dm()
         a.setup()
-    assert "data: source=synthetic train=512 val=128 test=128 overlap(train,val)=0 overlap(train,test)=0" in caplog.text
+    assert "data: source=synthetic train=512 val=128 test=128 overlap(train,val)=0 overlap(train,test)=0 label_noise=0 changed=0" in caplog.text
     b, c = synthetic_dm(), synthetic_dm(synthetic_seed=1)
     b.setup()
     c.setup()

@@ -30,6 +30,23 @@ def test_experiment_composes_and_survives_fast_dev_run(tmp_path: Path, experimen
     assert 0.0 <= metrics["test/acc"] <= 1.0
 
 
+@pytest.mark.parametrize("experiment", ["paper_attention56", "paper_attention92"])
+def test_paper_presets_hold_the_papers_recipe_and_run(tmp_path: Path, experiment: str) -> None:
+    cfg = compose_cfg(tmp_path / "cfg", [f"experiment={experiment}"])
+    assert cfg.model.trunk_depth == 2 and cfg.augment.padding == 4 and cfg.augment.horizontal_flip
+    assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.nesterov, cfg.optimizer.weight_decay) == (
+        0.1, 0.9, True, 1e-4)
+    assert (cfg.data.batch_size, cfg.data.train_size, cfg.data.val_size, cfg.data.val_source) == (64, 45000, 5000, "holdout")
+    assert list(cfg.scheduler.scheduler.milestones) == [64000, 96000] and cfg.scheduler.interval == "step"
+    assert (cfg.trainer.max_steps, cfg.trainer.max_epochs) == (160000, -1)
+    run = tmp_path / "run"
+    result = run_script("train.py", f"experiment={experiment}", *TINY, "trainer.fast_dev_run=2", f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    refused = run_script("train.py", f"experiment={experiment}", "scale=cpu", *TINY, "trainer.max_epochs=-1",
+                         f"hydra.run.dir={tmp_path / 'cpu'}")
+    assert refused.returncode == 2 and "trainer.max_steps=160000" in refused.stderr.strip().splitlines()[-1]
+
+
 def test_seed_experiments_reproduce_notes_hyperparameters(tmp_path: Path) -> None:
     sgd = compose_cfg(tmp_path, ["experiment=seed_sgd_base"])
     assert sgd.optimizer._target_ == "torch.optim.SGD" and sgd.optimizer.nesterov and sgd.optimizer.momentum == 0.9
@@ -98,15 +115,25 @@ def test_early_stopping_stops(tmp_path: Path) -> None:
     assert metrics["epochs"] == 2  # epoch 0 sets the best, epoch 1 fails to improve by 0.5 -> stop
 
 
-def test_resume_is_bitwise_identical(tmp_path: Path) -> None:
-    # Dropout and Keras augmentation exercise every random stream that must be restored.
-    common = [*TINY, "regularization.dropout=0.3", "augment=keras", "trainer.max_epochs=3"]
+def straight_and_resumed(tmp_path: Path, overrides: list[str]) -> tuple[dict, dict, dict, dict]:
+    """A 3-epoch run, and the same run stopped after epoch 1 and resumed: (metrics, metrics, weights, weights).
+
+    Dropout and Keras augmentation exercise every random stream that must be restored.
+    """
+    common = [*overrides, "regularization.dropout=0.3", "augment=keras", "trainer.max_epochs=3"]
     straight = train(compose_cfg(tmp_path / "straight", common))
     part = tmp_path / "part"
     train(compose_cfg(part, [*common, "trainer.max_epochs=1"]))
     resumed = train(compose_cfg(part, [*common, f"resume={part}"]))
     a, b = _state(tmp_path / "straight"), _state(part)
     assert a.keys() == b.keys()
+    return straight, resumed, a, b
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed", "16-mixed"])
+def test_resume_is_bitwise_identical(tmp_path: Path, precision: str) -> None:
+    # 16-mixed also restores its gradient scaler.
+    straight, resumed, a, b = straight_and_resumed(tmp_path, [*TINY, f"trainer.precision={precision}"])
     for key in a:
         assert torch.equal(a[key], b[key]), key
     for key in ("val/acc_best", "test/acc", "test/loss", "epochs"):

@@ -1,5 +1,6 @@
 """Lightning callbacks and checkpoint plumbing used by the training app."""
 
+from resattn.callbacks.attention_maps import AttentionMaps
 from resattn.callbacks.checkpoint import AtomicCheckpointIO, RunCheckpoint, remove_stale_temporaries
 from resattn.callbacks.divergence import DivergenceGuard, TrainingDiverged
 from resattn.callbacks.histograms import WeightHistograms
@@ -9,6 +10,7 @@ from resattn.callbacks.signals import GracefulStop, RunInterrupted
 
 __all__ = [
     "AtomicCheckpointIO",
+    "AttentionMaps",
     "DivergenceGuard",
     "GracefulStop",
     "RNGStateCallback",

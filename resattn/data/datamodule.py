@@ -20,6 +20,7 @@ import pytorch_lightning as pl
 import torch
 
 from resattn.data.loader import EvalLoader, TrainLoader
+from resattn.data.noise import corrupt_labels
 from resattn.data.sources import (
     CIFAR10_TEST_COUNT,
     CIFAR10_TRAIN_COUNT,
@@ -105,6 +106,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         device_resident: Union[str, bool] = "auto",
         seed: int = 0,
         synthetic_seed: int = 0,
+        label_noise: float = 0.0,
         augment: Optional[Any] = None,
     ) -> None:
         super().__init__()
@@ -137,6 +139,8 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.device_resident = device_resident
         self.seed = _check_int("seed", seed if seed is not None else 0, 0)
         self.synthetic_seed = _check_int("synthetic_seed", synthetic_seed, 0)
+        self.label_noise = float(label_noise)
+        self.labels_changed = 0
         if augment is not None and not callable(augment):
             raise ConfigError(
                 f"augment={augment!r} is not callable; expected an aug(x, generator) object "
@@ -229,6 +233,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
             lo = self.train_size - self.val_size
             x_val, y_val = raw.x_train[lo : self.train_size], raw.y_train[lo : self.train_size]
         x_pool, y_pool = raw.x_train[: self.train_size], raw.y_train[: self.train_size]
+        if self.label_noise > 0:  # a copy: validation (seed_overlap: a view of the pool) keeps its labels
+            y_pool, changed = corrupt_labels(y_pool, self.label_noise, self.num_classes, self.seed)
+            self.labels_changed = len(changed)
         if self.test_size is not None and self.test_size > n_test:
             raise DataError(f"data.test_size={self.test_size} exceeds the {n_test} test images of {origin}")
         n_te = n_test if self.test_size is None else self.test_size
@@ -272,13 +279,16 @@ class CIFAR10DataModule(pl.LightningDataModule):
                 self.val_size,
             )
         log.info(
-            "data: source=%s train=%d val=%d test=%d overlap(train,val)=%d overlap(train,test)=%d",
+            "data: source=%s train=%d val=%d test=%d overlap(train,val)=%d overlap(train,test)=%d "
+            "label_noise=%g changed=%d",
             raw.source,
             len(self.train_x),
             len(self.val_x),
             len(self.test_x),
             self.overlap["val"],
             self.overlap["test"],
+            self.label_noise,
+            self.labels_changed,
         )
 
     def _require_setup(self) -> None:
@@ -345,7 +355,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
                 if key not in self._resident_cache:
                     self._resident_cache[key] = (x.pin_memory(), y.pin_memory())
                 x, y = self._resident_cache[key]
-        return EvalLoader(x, y, self.eval_batch_size)
+        return EvalLoader(x, y, self.eval_batch_size, rank=self.rank, world_size=self.world_size)
 
     def val_dataloader(self) -> EvalLoader:
         return self._eval_loader("val")

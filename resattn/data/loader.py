@@ -242,15 +242,21 @@ class TrainLoader:
 
 
 class EvalLoader:
-    """Every image, in order, in contiguous batches of ``batch_size`` (last batch may be smaller).
+    """This rank's shard of the images, in order, in contiguous batches of ``batch_size`` (last may be smaller).
 
-    Yields ``(x_uint8, y_int64)`` views of the stored tensors (no copies); not stateful.
+    With ``world_size`` ranks the images are split into contiguous shards (:func:`shard_bounds`): every
+    image is evaluated exactly once across ranks, with no padding duplicates (unlike ``DistributedSampler``);
+    later shards may be one image shorter. Sum-reduced torchmetrics states then give, after their sync, the
+    exact single-process value. Yields ``(x_uint8, y_int64)`` views of the stored tensors (no copies).
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, rank: int = 0, world_size: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.x, self.y, self.batch_size = x, y, int(batch_size)
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
+        self.start, self.stop = shard_bounds(len(x), rank, world_size)
+        self.x, self.y, self.batch_size = x[self.start : self.stop], y[self.start : self.stop], int(batch_size)
 
     def __len__(self) -> int:
         return math.ceil(len(self.x) / self.batch_size)
@@ -258,3 +264,10 @@ class EvalLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for i in range(0, len(self.x), self.batch_size):
             yield self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]
+
+
+def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
+    """``[start, stop)`` of rank ``rank``'s contiguous shard of ``n`` items (sizes differ by at most one)."""
+    base, extra = divmod(n, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)

@@ -13,6 +13,34 @@ from resattn.models.units import KerasSameConv2d, NormLayer, ResidualUnit
 
 AttentionType = Literal["arl", "nal", "none"]
 ATTENTION_TYPES: tuple[str, ...] = ("arl", "nal", "none")
+MASK_ACTIVATIONS: tuple[str, ...] = ("mixed", "channel", "spatial")
+SPATIAL_EPS = 1e-5  # keeps the standardisation finite on a constant map
+
+
+class MaskActivation(nn.Module):
+    """The soft mask's activation, the three choices of the paper (§3.3, f1-f3), no parameters.
+
+    ``mixed``: sigmoid at every channel and position; ``channel``: L2 normalisation across the channels
+    at each position; ``spatial``: each channel's map standardised over its positions, then a sigmoid.
+    """
+
+    def __init__(self, kind: str = "mixed") -> None:
+        super().__init__()
+        if kind not in MASK_ACTIVATIONS:
+            raise ConfigError(f"model.mask_activation={kind!r} is not supported; allowed: {', '.join(MASK_ACTIVATIONS)}")
+        self.kind = kind
+
+    def extra_repr(self) -> str:
+        return self.kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "channel":
+            return F.normalize(x, p=2.0, dim=1)
+        if self.kind == "spatial":
+            mean = x.mean(dim=(2, 3), keepdim=True)
+            std = x.std(dim=(2, 3), keepdim=True, unbiased=False)
+            return torch.sigmoid((x - mean) / (std + SPATIAL_EPS))
+        return torch.sigmoid(x)
 
 
 def combine(mask: torch.Tensor, trunk: torch.Tensor, attention: str) -> torch.Tensor:
@@ -25,13 +53,13 @@ def combine(mask: torch.Tensor, trunk: torch.Tensor, attention: str) -> torch.Te
 
 
 class SoftMaskBranch(nn.Module):
-    """Bottom-up/top-down hourglass producing the sigmoid mask ``M`` at the input resolution.
+    """Bottom-up/top-down hourglass producing the soft mask ``M`` at the input resolution.
 
     ``levels`` extra down/up levels follow the first pooling (``skip - 1`` in the original, and only
     when the pooled size is divisible by 4, see NOTES §3).
     """
 
-    def __init__(self, channels: int, levels: int, unit) -> None:
+    def __init__(self, channels: int, levels: int, unit, activation: str = "mixed") -> None:
         super().__init__()
         self.levels = levels
         self.entry = unit()
@@ -41,6 +69,7 @@ class SoftMaskBranch(nn.Module):
         self.exit = unit()
         self.mask_conv1 = KerasSameConv2d(channels, channels, 1)
         self.mask_conv2 = KerasSameConv2d(channels, channels, 1)
+        self.activation = MaskActivation(activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.entry(F.max_pool2d(x, 2))
@@ -51,7 +80,7 @@ class SoftMaskBranch(nn.Module):
         for up_unit, skip in zip(self.ups, reversed(saved)):
             m = F.interpolate(up_unit(m), scale_factor=2.0, mode="nearest") + skip
         m = F.interpolate(self.exit(m), scale_factor=2.0, mode="nearest")
-        return torch.sigmoid(self.mask_conv2(self.mask_conv1(m)))
+        return self.activation(self.mask_conv2(self.mask_conv1(m)))
 
 
 class AttentionModule(nn.Module):
@@ -63,6 +92,7 @@ class AttentionModule(nn.Module):
         input_size: spatial size of the input (needed for the divisible-by-4 rule).
         attention: ``arl`` ((1+M)·T), ``nal`` (M·T) or ``none`` (trunk only, no mask branch).
         trunk_depth: residual units in the trunk (1 = what the original effectively trained, 2 = the paper).
+        mask_activation: ``mixed`` (sigmoid) | ``channel`` | ``spatial`` (see :class:`MaskActivation`).
     """
 
     def __init__(
@@ -73,6 +103,7 @@ class AttentionModule(nn.Module):
         attention: str,
         trunk_depth: int,
         norm_layer: NormLayer,
+        mask_activation: str = "mixed",
     ) -> None:
         super().__init__()
         if attention not in ATTENTION_TYPES:
@@ -90,7 +121,7 @@ class AttentionModule(nn.Module):
         self.trunk = nn.Sequential(*(unit() for _ in range(trunk_depth)))
         pooled = input_size // 2
         levels = skip - 1 if pooled % 4 == 0 else 0
-        self.mask = SoftMaskBranch(channels, levels, unit) if attention != "none" else None
+        self.mask = SoftMaskBranch(channels, levels, unit, mask_activation) if attention != "none" else None
         self.post = unit()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

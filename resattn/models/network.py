@@ -65,6 +65,7 @@ class ResidualAttentionNet(nn.Module):
         stem_norm: BN → ReLU after the first convolution.
         num_classes: classifier outputs (logits; softmax lives in the loss).
         attention: ``arl`` | ``nal`` | ``none``.
+        mask_activation: the soft mask's activation: ``mixed`` (sigmoid) | ``channel`` | ``spatial``.
         trunk_depth: residual units in each attention module's trunk.
         init: ``keras`` (Glorot uniform, zero bias, Keras BN) or ``torch`` (PyTorch defaults).
         head_norm: BN → ReLU before the average pool.
@@ -81,6 +82,7 @@ class ResidualAttentionNet(nn.Module):
         stem_norm: bool = True,
         num_classes: int = 10,
         attention: str = "arl",
+        mask_activation: str = "mixed",
         trunk_depth: int = 1,
         init: str = "keras",
         head_norm: bool = False,
@@ -117,7 +119,8 @@ class ResidualAttentionNet(nn.Module):
                     channels, size = out, -(-size // stride)
                 elif kind == "attention":
                     blocks.append(
-                        AttentionModule(channels, int(spec["skip"]), size, attention, trunk_depth, norm_layer)
+                        AttentionModule(channels, int(spec["skip"]), size, attention, trunk_depth, norm_layer,
+                                        mask_activation)
                     )
         self.blocks = nn.Sequential(*blocks)
 
