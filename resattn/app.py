@@ -13,7 +13,7 @@ from resattn.cli import exit_code, find_user_error, full_error_requested, one_li
 from resattn.config import CONF_DIR
 from resattn.errors import ConfigError
 from resattn.resume import expand_resume_args, find_resume_dir, keep_run_dir_on_failure
-from resattn.validation import preflight
+from resattn.preflight import preflight
 
 
 def optimized_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:

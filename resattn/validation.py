@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -412,39 +412,3 @@ def check_inputs(cfg: DictConfig, task: str = "train") -> None:
     elif ckpt:
         check_model_fits(cfg, Path(str(ckpt)).expanduser(), f"ckpt_path={ckpt}",
                          "use a checkpoint of the same model, or set the model config it was trained with")
-
-
-# ---------------------------------------------------------------------------------------------- preflight
-
-
-def composable(args: Iterable[str]) -> bool:
-    """Whether ``args`` are plain overrides of one run (no ``-m``, ``--cfg``, ``-cn`` ... flags)."""
-    return not any(a.startswith("-") for a in args)
-
-
-def compose_args(config_name: str, args: Sequence[str]) -> DictConfig:
-    """The config Hydra will build from ``args`` (without the ``hydra`` node)."""
-    from hydra import compose, initialize_config_dir
-
-    from resattn.config import CONF_DIR
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(args))
-
-
-def preflight(config_name: str, args: Sequence[str]) -> None:
-    """Check a command line's config and inputs before Hydra creates or rewrites any file."""
-    if not composable(args):
-        return
-    from hydra.core.global_hydra import GlobalHydra
-
-    if GlobalHydra.instance().is_initialized():  # e.g. called in-process under a running Hydra app
-        return
-    cfg = compose_args(config_name, args)
-    task = "eval" if config_name == "eval" else "train"
-    if task == "train":
-        from resattn.scale import apply_scale
-
-        apply_scale(cfg)
-    check_config(cfg, task)
-    check_inputs(cfg, task)

@@ -41,9 +41,12 @@ def _metrics(job_dir: str | Path) -> dict:
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    """A 3 × 2 grid in which dropout=1.5 is invalid: 4 jobs succeed, 2 fail (one sweep, one subprocess)."""
+    """A 3 × 2 grid in which lr=1e30 diverges at run time: 4 jobs succeed, 2 fail (one sweep, one subprocess).
+
+    (A value the config checks reject, such as dropout=1.5, stops the whole sweep before it starts instead.)
+    """
     sweep_dir = tmp_path_factory.mktemp("grid") / "sweep"
-    proc = run_script("train.py", "-m", *SWEEP, "regularization.dropout=0.0,1.5,0.4", "regularization.l2=0,0.01",
+    proc = run_script("train.py", "-m", *SWEEP, "optimizer.lr=0.01,1e30,0.02", "regularization.l2=0,0.01",
                       f"hydra.sweep.dir={sweep_dir}")
     return sweep_dir, proc
 
@@ -54,8 +57,8 @@ def test_grid_summary_has_one_row_per_job_matching_metrics(grid: tuple[Path, obj
     assert [r["job"] for r in rows] == [str(i) for i in range(6)], proc.stderr[-3000:]
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == 4
-    assert {(r["regularization.dropout"], r["regularization.l2"]) for r in ok} == {
-        ("0.0", "0"), ("0.0", "0.01"), ("0.4", "0"), ("0.4", "0.01")}
+    assert {(r["optimizer.lr"], r["regularization.l2"]) for r in ok} == {
+        ("0.01", "0"), ("0.01", "0.01"), ("0.02", "0"), ("0.02", "0.01")}
     for row in ok:
         on_disk = _metrics(row["dir"])
         assert float(row["test/acc"]) == on_disk["test/acc"]
@@ -63,7 +66,7 @@ def test_grid_summary_has_one_row_per_job_matching_metrics(grid: tuple[Path, obj
         assert int(row["epochs"]) == on_disk["epochs"] == 1
         assert float(row["train_time_s"]) == on_disk["train_time_s"]
     md = (sweep_dir / "summary.md").read_text()
-    assert "| job | regularization.dropout | regularization.l2 | status |" in md
+    assert "| job | optimizer.lr | regularization.l2 | status |" in md
     assert "![test/acc per configuration](summary.png)" in md
     assert (sweep_dir / "summary.png").stat().st_size > 10_000
     assert "sweep:" in proc.stdout and "test/acc" in proc.stdout  # table printed at the end of the sweep
@@ -72,8 +75,8 @@ def test_grid_summary_has_one_row_per_job_matching_metrics(grid: tuple[Path, obj
 def test_failed_jobs_are_reported_and_sweep_exits_nonzero(grid: tuple[Path, object]) -> None:
     sweep_dir, proc = grid
     failed = [r for r in _rows(sweep_dir) if r["status"] == "failed"]
-    assert [r["regularization.dropout"] for r in failed] == ["1.5", "1.5"]
-    assert all(r["error"].startswith("ConfigError: regularization.dropout=1.5") for r in failed)
+    assert [r["optimizer.lr"] for r in failed] == ["1e+30", "1e+30"]
+    assert all(r["error"].startswith("TrainingDiverged: ") for r in failed)
     assert all(r["test/acc"] == "" for r in failed)
     # The summary is written first, then the sweep exits 1 with one line naming the count.
     assert proc.returncode == 1
@@ -118,6 +121,29 @@ def test_optuna_sweep_runs_three_trials(tmp_path: Path) -> None:
     result = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert result["best_value"] == pytest.approx(max(float(r["val/acc_best"]) for r in rows))
     assert (sweep_dir / "multirun.yaml").is_file()  # written by SweepChecks: the Optuna sweeper writes none
+
+
+def test_bad_sweep_value_stops_the_multirun_before_any_job(tmp_path: Path) -> None:
+    """Every job's config is checked up front: the bad value of job 1 stops job 0 from starting too."""
+    sweep_dir = tmp_path / "sweep"
+    proc = run_script("train.py", "-m", "debug=smoke", "regularization.dropout=0.2,1.5", f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "regularization.dropout=1.5" in last
+    assert not sweep_dir.exists() and "Launching" not in proc.stdout
+
+
+def test_jobs_of_a_multirun_are_enumerated_for_the_checks() -> None:
+    from resattn.preflight import job_overrides
+
+    assert job_overrides("train", ["optimizer.lr=0.1"]) == [["optimizer.lr=0.1"]]
+    assert job_overrides("train", ["-m", "seed=1,2", "model.attention=arl,none"]) == [
+        ["seed=1", "model.attention=arl"], ["seed=1", "model.attention=none"],
+        ["seed=2", "model.attention=arl"], ["seed=2", "model.attention=none"]]
+    grid = job_overrides("train", ["hparams_search=label_noise"])  # sweeps from the config: -m implied
+    assert len(grid) == 10 and ["hparams_search=label_noise", "data.label_noise=0.7", "model.attention=none"] in grid
+    fixed = job_overrides("train", ["hparams_search=label_noise", "data.label_noise=0.3"])  # the command line wins
+    assert fixed == [["hparams_search=label_noise", "data.label_noise=0.3", f"model.attention={a}"] for a in ("arl", "none")]
 
 
 def test_misnamed_optimized_metric_stops_sweep_before_training(tmp_path: Path) -> None:
