@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,15 +22,13 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from resattn.validation import RESULT_METRICS, TEST_METRICS
+from resattn.metrics import CLASS_METRIC, RESULT_METRICS, TEST_METRICS
 
 log = logging.getLogger("resattn.sweep")
 
 EXIT_USER_ERROR = 2  # as resattn.cli: invalid command, nothing ran
 EXIT_JOBS_FAILED = 1  # the sweep ran; at least one job failed or left no metrics.json
 
-# Numeric keys of the metrics dict that ``resattn.pipeline.train`` returns (and writes to metrics.json).
-CLASS_METRIC = re.compile(r"^test/acc_\w+$")  # per-class test accuracy, e.g. test/acc_cat
 
 # Set by Lightning's subprocess DDP launcher in the launching process (and inherited by its ranks).
 DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 from rich.console import Console
 from rich.table import Table
+
+from resattn.atomic import write_text
 
 METRICS_FILE = "metrics.json"
 
@@ -28,11 +28,7 @@ def write_metrics(run_dir: Path, metrics: Mapping[str, Any]) -> Path:
     """Write ``metrics.json`` atomically (a crash never leaves half a file)."""
     path = Path(run_dir) / METRICS_FILE
     flat = {k: to_number(v) for k, v in metrics.items()}
-    fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(flat, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(flat, indent=2, sort_keys=True) + "\n")
     return path
 
 

@@ -9,6 +9,7 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 
+from resattn.atomic import write_bytes
 from resattn.errors import CheckpointError
 
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
@@ -118,7 +119,7 @@ def keep_run_dir_on_failure(run_dir: Path | None, bad_input_code: int = 2) -> It
             for name, data in saved.items():
                 current = hydra_dir / name
                 if not current.is_file() or current.read_bytes() != data:
-                    _write_atomic(current, data)
+                    write_bytes(current, data)
 
 
 def _undo_additions(run_dir: Path, existing: set[Path], log_sizes: dict[Path, int]) -> None:
@@ -133,15 +134,6 @@ def _undo_additions(run_dir: Path, existing: set[Path], log_sizes: dict[Path, in
                 path.rmdir()
         else:
             path.unlink(missing_ok=True)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.restore.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 # Keys that fix how many optimizer steps a run takes (Lightning's estimated_stepping_batches).

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from resattn.errors import CheckpointError, ConfigError, DataError
+from resattn.metrics import LOGGED_METRICS, RESULT_METRICS, TEST_METRICS
 
 # ------------------------------------------------------------------------------------------------ rules
 
@@ -107,11 +108,6 @@ def pair_in_unit_interval() -> Rule:
     return Rule(ok, "two numbers in [0, 1), e.g. [0.9, 0.999]", lambda v: isinstance(v, Sequence) and not isinstance(v, str))
 
 
-# Metric names the LightningModule logs (monitor keys) and those train() returns (optimized_metric).
-# Keep in sync with resattn/module.py and resattn/pipeline.py.
-LOGGED_METRICS = ("val/acc", "val/loss", "val/acc_best", "train/loss", "train/acc", "lr")
-RESULT_METRICS = ("val/acc_best", "val/acc", "epochs", "global_step", "train_time_s")
-TEST_METRICS = ("test/acc", "test/loss")
 PRECISIONS = (
     "32", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64", "64-true", "16", "bf16",
     "transformer-engine", "transformer-engine-float16",

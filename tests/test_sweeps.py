@@ -14,13 +14,12 @@ from omegaconf import OmegaConf
 
 from resattn import report
 from resattn.hydra_callbacks import (
-    CLASS_METRIC,
     check_optimized_metric,
     check_optuna_storage,
     ddp_relaunches_script,
     single_run_argv,
 )
-from resattn.validation import RESULT_METRICS, TEST_METRICS
+from resattn.metrics import CLASS_METRIC, RESULT_METRICS, TEST_METRICS
 from tests.conftest import TINY, compose_cfg, run_script
 
 # Tiny sweeps: one epoch, and per-run pictures/logs that do not matter here switched off where possible.

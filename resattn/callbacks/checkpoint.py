@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +11,11 @@ import pytorch_lightning as pl
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from resattn.atomic import atomic_open, fsync_dir
+
 log = logging.getLogger("resattn")
 
 _PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 TMP_GLOB = ".*.ckpt.*.tmp"  # AtomicCheckpointIO's temporary files: .<name>.ckpt.<random>.tmp
 
 
@@ -32,14 +31,6 @@ def remove_stale_temporaries(directory: str | Path) -> list[Path]:
     if removed:
         log.info("removed %d unfinished checkpoint file(s) of an interrupted write in %s", len(removed), directory)
     return removed
-
-
-def _fsync_dir(directory: Path) -> None:
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -90,7 +81,7 @@ class RunCheckpoint(ModelCheckpoint):
                 tmp.unlink()
             os.symlink(os.path.relpath(filepath, directory), tmp)
             os.replace(tmp, linkpath)
-            _fsync_dir(directory)
+            fsync_dir(directory)
         trainer.strategy.barrier()
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -120,29 +111,14 @@ class RunCheckpoint(ModelCheckpoint):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file in the target directory, fsyncs it, then renames it.
-
-    A crash or ``kill -9`` at any moment therefore leaves either the previous complete file or the new
-    complete file under the final name, never a truncated one.
-    """
+    """Writes each checkpoint atomically (:func:`resattn.atomic.atomic_open`): a crash or ``kill -9`` at any
+    moment leaves the previous or the new complete file under the final name, never a truncated one."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
         import torch
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+        with atomic_open(path, "wb") as handle:
+            torch.save(checkpoint, handle)
 
     def load_checkpoint(self, path: str | Path, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
         # resattn checkpoints hold RNG states and the run config (numpy arrays, tuples): not weights-only.

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from resattn.atomic import write_text
 from resattn.report.plots import plot_summary, plot_val_curves
 from resattn.report.runs import CSV_NAME, CURVES_NAME, MD_NAME, PNG_NAME, Sweep, collect, collect_runs, find_job_dirs, is_run_dir
 from resattn.report.tables import csv_text, markdown, print_summary
@@ -17,20 +16,13 @@ from resattn.report.tables import csv_text, markdown, print_summary
 DESCRIPTION = "Write summary.csv, summary.md, summary.png and val_curves.png for a sweep or for separate runs."
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def write_files(sweep: Sweep) -> Sweep:
     """Write ``summary.csv``, ``summary.md`` and (when there are results) ``summary.png`` and ``val_curves.png``."""
     sweep.dir.mkdir(parents=True, exist_ok=True)
     picture = plot_summary(sweep, sweep.dir / PNG_NAME)
     curves = plot_val_curves(sweep, sweep.dir / CURVES_NAME)
-    write_text_atomic(sweep.dir / CSV_NAME, csv_text(sweep))
-    write_text_atomic(sweep.dir / MD_NAME, markdown(sweep, picture, curves))
+    write_text(sweep.dir / CSV_NAME, csv_text(sweep))
+    write_text(sweep.dir / MD_NAME, markdown(sweep, picture, curves))
     return sweep
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from resattn.report.cli import write_text_atomic
+from resattn.atomic import write_text
 from resattn.report.runs import CURVES_NAME, LOCATION_PREFIXES, PNG_NAME, SEED_KEY, Job, Sweep
 from resattn.report.tables import aggregate_rows, headline, job_rows, md_table
 
@@ -85,5 +85,5 @@ def publish(sweep: Sweep) -> Path:
               f"Published {time.strftime('%Y-%m-%d', time.gmtime())} with `python -m resattn.report <run dirs> "
               f"--out {sweep.dir} --publish`.", ""]
     readme = sweep.dir / "README.md"
-    write_text_atomic(readme, "\n".join(lines))
+    write_text(readme, "\n".join(lines))
     return readme

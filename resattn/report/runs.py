@@ -13,8 +13,6 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 SEED_KEY = "seed"
-# Per-job numbers reported (in this order), then the error message and the job directory.
-METRICS = ("val/acc_best", "test/acc", "test/loss", "epochs", "train_time_s")
 PLOT_METRIC = "test/acc"
 CSV_NAME, MD_NAME, PNG_NAME, CURVES_NAME = "summary.csv", "summary.md", "summary.png", "val_curves.png"
 EXPERIMENT_KEY = "experiment"

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from resattn.report.runs import METRICS, PLOT_METRIC, SEED_KEY, STATUSES, Sweep
+from resattn.metrics import AGGREGATED_METRICS, REPORTED_METRICS
+from resattn.report.runs import PLOT_METRIC, SEED_KEY, STATUSES, Sweep
 
 
 def _fmt(value: Any, metric: str = "") -> str:
@@ -33,25 +34,24 @@ def _fmt_mean_std(stats: tuple[float, float, int] | None, metric: str) -> str:
 
 def job_rows(sweep: Sweep, raw: bool = False) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the per-job table; ``raw`` keeps full precision (CSV)."""
-    header = ["job", *sweep.keys, "status", *METRICS, "error"]
+    header = ["job", *sweep.keys, "status", *REPORTED_METRICS, "error"]
     rows = []
     for job in sweep.jobs:
-        numbers = [job.metrics.get(m) if job.status == "ok" else None for m in METRICS]
+        numbers = [job.metrics.get(m) if job.status == "ok" else None for m in REPORTED_METRICS]
         cells = [("" if v is None else repr(v) if isinstance(v, float) else str(v)) if raw else _fmt(v, m)
-                 for v, m in zip(numbers, METRICS)]
+                 for v, m in zip(numbers, REPORTED_METRICS)]
         rows.append([job.name, *(job.overrides.get(k, "") for k in sweep.keys), job.status, *cells, job.error])
     return header, rows
 
 
 def aggregate_rows(sweep: Sweep) -> tuple[list[str], list[list[str]]]:
     """Mean ± std over seeds per configuration (``n`` = jobs with a result / jobs)."""
-    metrics = ("val/acc_best", "test/acc", "test/loss")
-    header = [*sweep.grid_keys, "n", *metrics]
+    header = [*sweep.grid_keys, "n", *AGGREGATED_METRICS]
     rows = []
     for group in sweep.groups():
         n_ok = sum(job.status == "ok" for job in group.jobs)
         rows.append([*group.params.values(), f"{n_ok}/{len(group.jobs)}",
-                     *(_fmt_mean_std(group.mean_std(m), m) for m in metrics)])
+                     *(_fmt_mean_std(group.mean_std(m), m) for m in AGGREGATED_METRICS)])
     return header, rows
 
 
@@ -117,7 +117,7 @@ def print_summary(sweep: Sweep, file: Any = None) -> None:
     ):
         table = Table(title=title)
         for name in header:
-            table.add_column(name, justify="right" if name in METRICS or name == "n" else "left",
+            table.add_column(name, justify="right" if name in REPORTED_METRICS or name == "n" else "left",
                              overflow="fold", max_width=60 if name == "error" else None)
         for row in rows:
             table.add_row(*row)
