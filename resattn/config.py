@@ -10,13 +10,14 @@ from omegaconf import DictConfig
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
-def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` with command-line style overrides (no run directory)."""
+def compose(config_name: str = "train", overrides: Sequence[str] = (), with_hydra: bool = False) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with command-line style overrides (no run directory); the ``hydra``
+    node is kept when ``with_hydra``."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides))
+        return hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
 
 
 def compose_run(run_dir: Path, overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
@@ -25,15 +26,12 @@ def compose_run(run_dir: Path, overrides: Sequence[str] = (), config_name: str =
     Sets the global ``HydraConfig`` (so ``${hydra:...}`` resolves) and ``paths.output_dir``; used by tests and
     benchmarks that call :func:`resattn.pipeline.train` in-process.
     """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name, overrides=[*overrides, f"hydra.run.dir={run_dir}"], return_hydra_config=True)
+    cfg = compose(config_name, [*overrides, f"hydra.run.dir={run_dir}"], with_hydra=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
     HydraConfig.instance().set_config(cfg)

@@ -14,6 +14,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from resattn.errors import ConfigError
+from resattn.factory import build_model
 from resattn.schedulers import lightning_scheduler
 from resattn.speed import channels_last_enabled, compile_options
 
@@ -39,7 +40,7 @@ class ResAttnModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.cfg = cfg
-        self.net: nn.Module = instantiate(cfg["model"], _convert_="all")
+        self.net: nn.Module = build_model(cfg)
         reg = cfg.get("regularization", {})
         self.l2 = float(reg.get("l2", 0.0))
         self.l2_scope = reg.get("l2_scope", "head")

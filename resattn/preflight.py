@@ -14,22 +14,13 @@ import itertools
 import math
 from typing import Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
+from resattn.config import compose
 from resattn.validation import check_config, check_inputs
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 MAX_JOBS_CHECKED = 256  # larger grids: every value of every sweep is checked, not every combination
-
-
-def compose_args(config_name: str, args: Sequence[str], with_hydra: bool = False) -> DictConfig:
-    """The config Hydra will build from ``args`` (with the ``hydra`` node when ``with_hydra``)."""
-    from hydra import compose, initialize_config_dir
-
-    from resattn.config import CONF_DIR
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(args), return_hydra_config=with_hydra)
 
 
 def _sweeps(overrides: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -51,7 +42,7 @@ def job_overrides(config_name: str, args: Sequence[str]) -> list[list[str]]:
     """The override lists of the jobs ``args`` run: one for a single run, the sweeps' product for a multirun."""
     multirun = any(a in MULTIRUN_FLAGS for a in args)
     plain, sweeps = _sweeps([a for a in args if a not in MULTIRUN_FLAGS])
-    hydra_cfg = compose_args(config_name, plain, with_hydra=True).hydra
+    hydra_cfg = compose(config_name, plain, with_hydra=True).hydra
     multirun = multirun or str(hydra_cfg.mode) == "RunMode.MULTIRUN"
     if not multirun:
         return [plain]
@@ -84,7 +75,7 @@ def preflight(config_name: str, args: Sequence[str]) -> None:
         return
     task = "eval" if config_name == "eval" else "train"
     for overrides in job_overrides(config_name, args):
-        cfg = compose_args(config_name, overrides)
+        cfg = compose(config_name, overrides)
         if task == "train":
             from resattn.scale import apply_scale
 

@@ -377,13 +377,12 @@ def check_config(cfg: DictConfig, task: str = "train") -> None:
 
 def check_model_fits(cfg: DictConfig, ckpt_file: Path, key: str, fix: str) -> dict[str, Any]:
     """The checkpoint at ``ckpt_file`` loads and its weights fit the model ``cfg.model`` builds; returns it."""
-    from hydra.utils import instantiate
-
     from resattn.checkpoints import check_compatible, load_checkpoint
+    from resattn.factory import build_model
 
     ckpt = load_checkpoint(ckpt_file, key=key.split("=", 1)[0])
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    net = instantiate(model_cfg, _convert_="all")
+    net = build_model({"model": model_cfg})
     shapes = {f"net.{k}": v.shape for k, v in net.state_dict().items()}
     check_compatible(shapes, ckpt, key=key, model_cfg=model_cfg, fix=fix, prefix="net.")
     return ckpt

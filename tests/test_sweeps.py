@@ -157,14 +157,12 @@ def test_misnamed_optimized_metric_stops_sweep_before_training(tmp_path: Path) -
 
 
 def _compose_with_hydra(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from resattn.config import CONF_DIR
+    from resattn.config import compose
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides, return_hydra_config=True)
+    return compose("train", overrides, with_hydra=True)
 
 
 def test_named_sweeps_compose() -> None:
