@@ -118,10 +118,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
             raise ConfigError(
                 f"data.normalization={normalization!r} is not supported; allowed: {', '.join(NORMALIZATIONS)}"
             )
-        if isinstance(device_resident, str) and device_resident.lower() in ("auto", "true", "false"):
-            low = device_resident.lower()
-            device_resident = "auto" if low == "auto" else low == "true"
-        elif not isinstance(device_resident, bool):
+        if device_resident != "auto" and not isinstance(device_resident, bool):  # as resattn.validation reads it
             raise ConfigError(f"data.device_resident={device_resident!r} is not supported; allowed: auto, true, false")
         self.source = source
         self.root = Path(root) if root not in (None, "") else default_root()
@@ -137,7 +134,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.pin_memory = bool(pin_memory)
         self.persistent_workers = bool(persistent_workers)
         self.device_resident = device_resident
-        self.seed = _check_int("seed", seed if seed is not None else 0, 0)
+        self.seed = _check_int("seed", seed, 0)  # null is refused, as by resattn.validation
         self.synthetic_seed = _check_int("synthetic_seed", synthetic_seed, 0)
         self.label_noise = float(label_noise)
         self.labels_changed = 0
