@@ -222,9 +222,6 @@ def run_config(cfg: Config, base: nn.Module, flops: tuple[int, int], args, devic
     train = measure(train_step, device, warmup, args.rounds, args.per_round, args.max_seconds)
     model.eval()
     infer = measure(infer_step, device, warmup, args.rounds, args.per_round, args.max_seconds / 2)
-    del net, model, opt
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     return Result(cfg, train, infer, flops[0], flops[1], args.batch_size)
 
 
@@ -360,6 +357,8 @@ def apply_defaults(args: argparse.Namespace, device: torch.device) -> None:
 def run_and_report(cfg: Config, base: nn.Module, flops: tuple[int, int], args, device: torch.device) -> list[Result]:
     try:
         r = run_config(cfg, base, flops, args, device)
+        if device.type == "cuda":  # the config's model and optimizer are gone with run_config's frame
+            torch.cuda.empty_cache()
     except Exception as exc:  # report and go on (e.g. compiler or memory trouble in one config)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(f"# FAILED {cfg}: {type(exc).__name__}: {first}", flush=True)

@@ -12,8 +12,8 @@ from omegaconf import DictConfig
 from resattn.cli import exit_code, find_user_error, full_error_requested, one_line, run_cli
 from resattn.config import CONF_DIR
 from resattn.errors import ConfigError
-from resattn.resume import expand_resume_args, find_resume_dir, keep_run_dir_on_failure
 from resattn.preflight import preflight
+from resattn.resume import expand_resume_args, find_resume_dir, keep_run_dir_on_failure
 
 
 def optimized_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:

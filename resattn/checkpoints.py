@@ -24,7 +24,8 @@ def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for corrupt files
         reason = " ".join(str(exc).split())[:160]
-        raise CheckpointError(f"{key}={path}: unreadable or truncated checkpoint ({type(exc).__name__}: {reason}); use another checkpoint, e.g. last.ckpt") from None
+        raise CheckpointError(f"{key}={path}: unreadable or truncated checkpoint ({type(exc).__name__}: {reason}); "
+                              "use another checkpoint, e.g. last.ckpt") from None
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS) or "cfg" not in (ckpt.get("hyper_parameters") or {}):
         raise CheckpointError(f"{key}={path}: not a resattn checkpoint (no stored model config); pass a checkpoint written by train.py")
     return ckpt
@@ -99,4 +100,5 @@ def best_checkpoint_of_run(run_dir: Path) -> Path:
         return ckpts[-1]
     if (run_dir / "checkpoints" / "last.ckpt").is_file():
         return run_dir / "checkpoints" / "last.ckpt"
-    raise CheckpointError(f"ckpt_path={run_dir}: no checkpoints in {run_dir / 'checkpoints'}; pass a run directory of train.py or a .ckpt file")
+    raise CheckpointError(f"ckpt_path={run_dir}: no checkpoints in {run_dir / 'checkpoints'}; "
+                          "pass a run directory of train.py or a .ckpt file")

@@ -23,7 +23,8 @@ class PiecewiseConstantLR(LRScheduler):
         milestones, factors = list(milestones), list(factors)
         if len(milestones) != len(factors):
             raise ConfigError(
-                f"scheduler.milestones has {len(milestones)} entries but scheduler.factors has {len(factors)}; give one factor per milestone"
+                f"scheduler.milestones has {len(milestones)} entries but scheduler.factors has {len(factors)}; "
+                "give one factor per milestone"
             )
         if milestones != sorted(milestones):
             raise ConfigError(f"scheduler.milestones={milestones} must be increasing")

@@ -217,7 +217,8 @@ def test_synthetic_sizes_determinism_and_disjointness(caplog):
     with caplog.at_level(logging.INFO, logger=LOG_NAME):
         a = synthetic_dm()
         a.setup()
-    assert "data: source=synthetic train=512 val=128 test=128 overlap(train,val)=0 overlap(train,test)=0 label_noise=0 changed=0" in caplog.text
+    assert ("data: source=synthetic train=512 val=128 test=128 overlap(train,val)=0 overlap(train,test)=0 "
+            "label_noise=0 changed=0") in caplog.text
     b, c = synthetic_dm(), synthetic_dm(synthetic_seed=1)
     b.setup()
     c.setup()

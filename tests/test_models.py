@@ -10,11 +10,10 @@ other model keys are then set on a copy, which is what the equivalent ``model.<k
 
 from __future__ import annotations
 
-import re
-
 import copy
 import math
 import os
+import re
 import subprocess
 import sys
 from functools import lru_cache
@@ -29,8 +28,7 @@ from torch import nn
 from resattn.config import compose
 from resattn.errors import ConfigError
 from resattn.factory import build_model
-from resattn.models import AttentionModule, KerasSameConv2d, ResidualAttentionNet, combine
-from resattn.models import registry
+from resattn.models import AttentionModule, KerasSameConv2d, ResidualAttentionNet, combine, registry
 from resattn.summary import count_params
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -514,7 +512,8 @@ def test_torch_compile_fullgraph_aot_eager():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("RESATTN_SLOW_TESTS"), reason="inductor on CPU: ~70 s cold on an idle 2-core machine, minutes when loaded; set RESATTN_SLOW_TESTS=1")
+@pytest.mark.skipif(not os.environ.get("RESATTN_SLOW_TESTS"),
+                    reason="inductor on CPU: ~70 s cold on an idle 2-core machine, minutes when loaded; set RESATTN_SLOW_TESTS=1")
 def test_torch_compile_fullgraph_inductor():
     _compile_and_compare("inductor")
 

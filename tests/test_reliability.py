@@ -199,7 +199,7 @@ def test_kill9_at_random_moments_never_corrupts_last_ckpt(tmp_path: Path) -> Non
         before = last.stat().st_mtime_ns if last.exists() else 0
         proc = subprocess.Popen([sys.executable, "train.py", *cmd], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
-        _wait(lambda: last.exists() and last.stat().st_mtime_ns != before, 240, proc)
+        _wait(lambda before=before: last.exists() and last.stat().st_mtime_ns != before, 240, proc)
         if attempt == 0:  # kill while the next checkpoint is being written
             _wait(lambda: bool(_tmp_files(last.parent)), 120, proc)
         else:  # kill at a random moment

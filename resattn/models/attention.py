@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from resattn.errors import ConfigError
 from resattn.models.units import KerasSameConv2d, NormLayer, ResidualUnit

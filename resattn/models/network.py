@@ -46,7 +46,8 @@ def _check_block(index: int, spec: Mapping[str, Any]) -> str:
     if missing := required - keys:
         raise ConfigError(f"{where} ({kind}) lacks {', '.join(sorted(missing))}; a {kind} needs {', '.join(sorted(required))}")
     if unknown := keys - required - optional:
-        raise ConfigError(f"{where} ({kind}) has unknown keys {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(required | optional))}")
+        raise ConfigError(f"{where} ({kind}) has unknown keys {', '.join(sorted(unknown))}; "
+                          f"allowed: {', '.join(sorted(required | optional))}")
     for key in keys:
         value = spec[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -18,8 +18,17 @@ the summary adds mean ± std over seeds per configuration.
 
 from resattn.report.cli import main, write_files, write_summary
 from resattn.report.runs import (
-    CSV_NAME, CURVES_NAME, MD_NAME, PNG_NAME, Job, Sweep, collect, collect_runs, find_job_dirs, is_run_dir,
-)  # fmt: skip
+    CSV_NAME,
+    CURVES_NAME,
+    MD_NAME,
+    PNG_NAME,
+    Job,
+    Sweep,
+    collect,
+    collect_runs,
+    find_job_dirs,
+    is_run_dir,
+)
 from resattn.report.tables import print_summary
 
 __all__ = [
