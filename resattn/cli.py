@@ -6,10 +6,7 @@ import os
 import sys
 from typing import Callable
 
-from resattn.errors import ResattnError
-
-EXIT_USER_ERROR = 2  # bad input: config, data, checkpoint, resume dir
-EXIT_SIGINT = 130  # 128 + SIGINT; a stop by SIGTERM exits 143 (see resattn.callbacks.signals.RunInterrupted)
+from resattn.errors import EXIT_SIGINT, EXIT_USER_ERROR, ResattnError
 
 
 def full_error_requested() -> bool:

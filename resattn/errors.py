@@ -1,4 +1,9 @@
-"""User-facing errors: reported as one line naming the problem and the fix, never as a traceback."""
+"""User-facing errors: reported as one line naming the problem and the fix, never as a traceback; exit codes."""
+
+EXIT_JOBS_FAILED = 1  # a sweep ran, and at least one job failed or left no metrics.json
+EXIT_USER_ERROR = 2  # bad input (config, data, checkpoint, resume dir): nothing ran
+EXIT_DIVERGED = 3  # loss or weights stopped being finite (resattn.callbacks.TrainingDiverged)
+EXIT_SIGINT = 130  # 128 + SIGINT; a stop by SIGTERM exits 143 (resattn.callbacks.signals.RunInterrupted)
 
 
 class ResattnError(Exception):

@@ -22,12 +22,11 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from resattn.errors import EXIT_JOBS_FAILED, EXIT_USER_ERROR
 from resattn.metrics import CLASS_METRIC, RESULT_METRICS, TEST_METRICS
 
 log = logging.getLogger("resattn.sweep")
 
-EXIT_USER_ERROR = 2  # as resattn.cli: invalid command, nothing ran
-EXIT_JOBS_FAILED = 1  # the sweep ran; at least one job failed or left no metrics.json
 
 
 # Set by Lightning's subprocess DDP launcher in the launching process (and inherited by its ranks).

@@ -13,6 +13,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from resattn.cifar import CLASS_NAMES
 from resattn.errors import ConfigError
 from resattn.factory import build_model
 from resattn.schedulers import lightning_scheduler
@@ -20,12 +21,11 @@ from resattn.speed import channels_last_enabled, compile_options
 
 log = logging.getLogger("resattn")
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 L2_SCOPES = ("head", "all")
 
 
 def class_names(num_classes: int) -> list[str]:
-    return list(CIFAR10_CLASSES) if num_classes == len(CIFAR10_CLASSES) else [f"class_{i}" for i in range(num_classes)]
+    return list(CLASS_NAMES) if num_classes == len(CLASS_NAMES) else [f"class_{i}" for i in range(num_classes)]
 
 
 class ResAttnModule(pl.LightningModule):

@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from resattn.cifar import CIFAR10_TEST_COUNT, CIFAR10_TRAIN_COUNT, ENV_DATA_DIR, NPZ_NAME, TORCHVISION_DIR
 from resattn.errors import CheckpointError, ConfigError, DataError
 from resattn.metrics import LOGGED_METRICS, RESULT_METRICS, TEST_METRICS
 
@@ -211,9 +212,6 @@ TRAIN_RULES: dict[str, Rule] = {
 
 EVAL_RULES: dict[str, Rule] = {"seed": integer(0, 2**32 - 1), **TRAINER_RULES, **DATA_RULES}
 
-# Mirrors resattn/data/sources.py (not imported here: that package pulls in Lightning).
-CIFAR10_TRAIN_COUNT, CIFAR10_TEST_COUNT = 50_000, 10_000
-NPZ_NAME, TORCHVISION_DIR, ENV_DATA_DIR = "cifar10.npz", "cifar-10-batches-py", "RESATTN_DATA_DIR"
 
 _ABSENT = object()
 

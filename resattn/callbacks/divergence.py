@@ -9,13 +9,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from resattn.errors import ResattnError
+from resattn.errors import EXIT_DIVERGED, ResattnError
 
 
 class TrainingDiverged(ResattnError):
     """Loss or weights are no longer finite; the last good checkpoint is kept. Exit status 3."""
 
-    exit_code = 3
+    exit_code = EXIT_DIVERGED
 
 
 def _last_good_checkpoint(trainer: pl.Trainer) -> str:

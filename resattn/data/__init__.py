@@ -1,9 +1,9 @@
 """CIFAR-10 data: sources, splits, normalisation, batched on-device augmentation, resumable loaders."""
 
+from resattn.cifar import CLASS_NAMES, NUM_CLASSES
 from resattn.data.augment import KerasAugment, NoAugment, StandardAugment
 from resattn.data.datamodule import CIFAR10DataModule
 from resattn.data.loader import EpochBatchSampler, EvalLoader, TrainLoader
-from resattn.data.sources import CLASS_NAMES, NUM_CLASSES
 
 __all__ = [
     "CIFAR10DataModule",

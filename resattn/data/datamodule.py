@@ -19,13 +19,10 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from resattn.cifar import CIFAR10_TEST_COUNT, CIFAR10_TRAIN_COUNT, CLASS_NAMES, NUM_CLASSES
 from resattn.data.loader import EvalLoader, TrainLoader
 from resattn.data.noise import corrupt_labels
 from resattn.data.sources import (
-    CIFAR10_TEST_COUNT,
-    CIFAR10_TRAIN_COUNT,
-    CLASS_NAMES,
-    NUM_CLASSES,
     SOURCES,
     RawData,
     channel_stats,

@@ -15,29 +15,11 @@ from typing import Mapping
 
 import numpy as np
 
+from resattn.cifar import ENV_DATA_DIR, IMAGE_SHAPE, NPZ_NAME, NUM_CLASSES, TORCHVISION_DIR
 from resattn.errors import ConfigError, DataError
 
-NPZ_NAME = "cifar10.npz"
-TORCHVISION_DIR = "cifar-10-batches-py"
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 SOURCES = ("auto", "npz", "torchvision", "synthetic")
-IMAGE_SHAPE = (32, 32, 3)
-NUM_CLASSES = 10
-CLASS_NAMES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
-CIFAR10_TRAIN_COUNT = 50_000
-CIFAR10_TEST_COUNT = 10_000
-ENV_DATA_DIR = "RESATTN_DATA_DIR"
 
 
 @dataclass(frozen=True)
