@@ -21,28 +21,23 @@ import torch
 
 from resattn.cifar import CIFAR10_TEST_COUNT, CIFAR10_TRAIN_COUNT, CLASS_NAMES, NUM_CLASSES
 from resattn.data.loader import EvalLoader, TrainLoader
-from resattn.data.noise import corrupt_labels
 from resattn.data.sources import (
     SOURCES,
     RawData,
-    channel_stats,
-    count_overlap,
     default_root,
     download_torchvision,
-    image_hashes,
     load_source,
     make_synthetic,
     resolve_source,
     torchvision_present,
 )
-from resattn.errors import ConfigError, DataError
+from resattn.data.splits import SPLITS, normalization, split
+from resattn.errors import ConfigError
 
 log = logging.getLogger("resattn.data")
 
 VAL_SOURCES = ("holdout", "seed_overlap")
 NORMALIZATIONS = ("pool", "seed")
-SPLITS = ("train", "val", "test")
-SEED_STD_EPS = 1e-6  # Keras featurewise_std_normalization: x / (std + 1e-6)
 
 
 def _check_int(key: str, value: Any, minimum: int, allow_none: bool = False) -> Optional[int]:
@@ -212,45 +207,12 @@ class CIFAR10DataModule(pl.LightningDataModule):
         if self.train_x is not None:
             return
         raw = self._load()
-        n_train, n_test = len(raw.x_train), len(raw.x_test)
-        origin = raw.origin or raw.source
-        if self.train_size > n_train:
-            raise DataError(f"data.train_size={self.train_size} exceeds the {n_train} training images of {origin}")
-        if self.val_source == "holdout":
-            if self.train_size + self.val_size > n_train:
-                raise DataError(
-                    f"data.train_size={self.train_size} + data.val_size={self.val_size} exceeds the {n_train} "
-                    f"training images of {origin}: holdout validation must not overlap the pool; lower one of them"
-                )
-            x_val, y_val = raw.x_train[n_train - self.val_size :], raw.y_train[n_train - self.val_size :]
-        else:
-            lo = self.train_size - self.val_size
-            x_val, y_val = raw.x_train[lo : self.train_size], raw.y_train[lo : self.train_size]
-        x_pool, y_pool = raw.x_train[: self.train_size], raw.y_train[: self.train_size]
-        if self.label_noise > 0:  # a copy: validation (seed_overlap: a view of the pool) keeps its labels
-            y_pool, changed = corrupt_labels(y_pool, self.label_noise, self.num_classes, self.seed)
-            self.labels_changed = len(changed)
-        if self.test_size is not None and self.test_size > n_test:
-            raise DataError(f"data.test_size={self.test_size} exceeds the {n_test} test images of {origin}")
-        n_te = n_test if self.test_size is None else self.test_size
-        x_test, y_test = raw.x_test[:n_te], raw.y_test[:n_te]
-
-        pool_hashes = set(image_hashes(x_pool))
-        self.overlap = {"val": count_overlap(pool_hashes, x_val), "test": count_overlap(pool_hashes, x_test)}
-
-        mean255, std255 = channel_stats(x_pool)
+        parts = split(raw, self.train_size, self.val_size, self.test_size, self.val_source, self.label_noise,
+                      self.num_classes, self.seed)
+        self.overlap, self.labels_changed = parts.overlap, parts.labels_changed
+        norm, mean255, std255 = normalization(parts, self.normalization)
         self.mean = tuple(float(m) for m in mean255 / 255.0)  # type: ignore[assignment]
         self.std = tuple(float(s) for s in std255 / 255.0)  # type: ignore[assignment]
-        if self.normalization == "pool":
-            # x01 = x / 255; (x01 - mean) / std = x * 1/(255 std) - mean/std
-            scale = 1.0 / std255
-            norm = {s: (scale, -mean255 * scale) for s in SPLITS}
-        else:
-            norm = {}
-            for split, xs in (("train", x_pool), ("val", x_val), ("test", x_test)):
-                m, sd = (mean255, std255) if split == "train" else channel_stats(xs)
-                scale = 1.0 / (sd + SEED_STD_EPS)
-                norm[split] = (scale, -m * scale)
         self._norm = {
             k: (torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32))
             for k, (a, b) in norm.items()
@@ -260,9 +222,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
         def to_nchw(x: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
-        self.train_x, self.train_y = to_nchw(x_pool), torch.from_numpy(np.ascontiguousarray(y_pool))
-        self.val_x, self.val_y = to_nchw(x_val), torch.from_numpy(np.ascontiguousarray(y_val))
-        self.test_x, self.test_y = to_nchw(x_test), torch.from_numpy(np.ascontiguousarray(y_test))
+        self.train_x, self.train_y = to_nchw(parts.x_pool), torch.from_numpy(np.ascontiguousarray(parts.y_pool))
+        self.val_x, self.val_y = to_nchw(parts.x_val), torch.from_numpy(np.ascontiguousarray(parts.y_val))
+        self.test_x, self.test_y = to_nchw(parts.x_test), torch.from_numpy(np.ascontiguousarray(parts.y_test))
         self.source_used = raw.source
 
         if self.val_source == "seed_overlap":
