@@ -22,8 +22,7 @@ Prints a markdown table and a final ``recommended defaults`` line chosen from th
 faster), mapped to the config keys ``trainer.precision``, ``channels_last`` and ``compile``.
 
 Models are built through the Hydra config tree (``compose("train", ["model=<v>", "model.width=<w>"])`` +
-``build_model``); where Hydra is not installed (e.g. a bare GPU machine) through the Hydra-free
-``resattn.models.registry`` loader, which builds identical models (``--loader`` forces either).
+``build_model``), as train.py builds them (on a bare GPU machine the kit installs the Hydra wheels first).
 
 Defaults: CPU: attention56_mini at widths 8 and 16, batch 16, no compile (1-3 minutes on 2 cores);
 CUDA: all variants at width 32, batch 128, all four eager (precision, memory format) configs, plus
@@ -67,31 +66,18 @@ SPEEDUP_THRESHOLD = 1.05
 # Models
 
 
-def hydra_available() -> bool:
-    try:
-        import hydra  # noqa: F401
-        import omegaconf  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def build(variant: str, width: int) -> nn.Module:
+    """Build ``variant`` at ``width`` through Hydra (``compose`` + ``build_model``), as train.py does."""
+    from resattn.config import compose
+    from resattn.factory import build_model
+
+    return build_model(compose("train", [f"model={variant}", f"model.width={width}"]))
 
 
-def build(variant: str, width: int, loader: str) -> nn.Module:
-    """Build ``variant`` at ``width`` through Hydra (``compose`` + ``build_model``) or the YAML registry."""
-    if loader == "hydra":
-        from resattn.config import compose
-        from resattn.factory import build_model
-
-        return build_model(compose("train", [f"model={variant}", f"model.width={width}"]))
-    from resattn.models.registry import build_from_config, load_model_config
-
-    return build_from_config(load_model_config(variant, width=width))
-
-
-def count_flops(variant: str, width: int, batch: int, loader: str) -> tuple[int, int]:
+def count_flops(variant: str, width: int, batch: int) -> tuple[int, int]:
     """(training fwd+bwd FLOPs, inference FLOPs) of one batch, counted on the meta device (no compute)."""
     with torch.device("meta"):
-        model = build(variant, width, loader)
+        model = build(variant, width)
         x = torch.randn(batch, 3, 32, 32)
         y = torch.randint(0, 10, (batch,))
     model.train()
@@ -325,7 +311,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "other processes (1-minute load average) so that busy cores do not stall multi-threaded ops",
     )
     p.add_argument("--tf32", choices=("on", "off"), default="on", help="cuda fp32: TF32 matmul/conv (default on, as cuDNN does)")
-    p.add_argument("--loader", choices=("auto", "hydra", "yaml"), default="auto", help="how models are built (auto: hydra if importable)")
     return p.parse_args(argv)
 
 
@@ -350,8 +335,6 @@ def apply_defaults(args: argparse.Namespace, device: torch.device) -> None:
     for name, value in zip(("warmup", "rounds", "per_round", "max_seconds", "matmul_size"), defaults):
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if args.loader == "auto":
-        args.loader = "hydra" if hydra_available() else "yaml"
 
 
 def run_and_report(cfg: Config, base: nn.Module, flops: tuple[int, int], args, device: torch.device) -> list[Result]:
@@ -412,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"# model throughput: {name} ({device.type}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
-        f"loader {args.loader}, batch {args.batch_size}, warm-up {args.warmup}, rounds {args.rounds} x {args.per_round}, "
+        f"batch {args.batch_size}, warm-up {args.warmup}, rounds {args.rounds} x {args.per_round}, "
         f"max {args.max_seconds:g} s per measurement, compile {'off' if not args.compile else args.compile_configs}",
         flush=True,
     )
@@ -436,14 +419,14 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     for variant in args.variants:
         for width in args.widths:
-            flops = count_flops(variant, width, args.batch_size, args.loader)
+            flops = count_flops(variant, width, args.batch_size)
             print(
                 f"# {variant} width {width}: {flops[0] / args.batch_size / 1e9:.3f} GFLOP/image training (fwd+bwd), "
                 f"{flops[1] / args.batch_size / 1e9:.3f} inference",
                 flush=True,
             )
             torch.manual_seed(0)
-            base = build(variant, width, args.loader)
+            base = build(variant, width)
             eager = [Config(variant, width, p, cl, False) for p in precisions for cl in formats]
             group: list[Result] = []
             for cfg in eager:

@@ -1,4 +1,4 @@
-"""Issue 2: the Residual Attention Network variants, their building blocks and the Hydra-free registry.
+"""Issue 2: the Residual Attention Network variants and their building blocks.
 
 Expected parameter counts are derived independently from NOTES §3 by a closed-form count (``_notes_count``),
 never by asking the model; it is validated against the authors' printed Attention-56 summary first.
@@ -14,8 +14,6 @@ import copy
 import math
 import os
 import re
-import subprocess
-import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from torch import nn
 from resattn.config import compose
 from resattn.errors import ConfigError
 from resattn.factory import build_model
-from resattn.models import AttentionModule, KerasSameConv2d, ResidualAttentionNet, combine, registry
+from resattn.models import AttentionModule, KerasSameConv2d, ResidualAttentionNet, combine
 from resattn.summary import count_params
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -569,57 +567,3 @@ def test_bad_values_raise_config_error_directly():
     ]:
         with pytest.raises(ConfigError, match=re.escape(key)):
             ResidualAttentionNet(**{"layout": layout, "width": 2, **kwargs})
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Hydra-free registry (resattn.models.registry) gives the same models as the Hydra path
-
-
-@pytest.mark.parametrize("regularization", ["none", "seed"])
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_registry_config_equals_hydra(variant, regularization):
-    hydra_model = OmegaConf.to_container(_composed(variant, regularization).model, resolve=True)
-    assert registry.load_model_config(variant, regularization) == hydra_model
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_registry_builds_identical_models(variant):
-    for regularization, keys in [("none", {"width": 4}), ("seed", {"width": 4, "attention": "nal", "trunk_depth": 2})]:
-        torch.manual_seed(0)
-        ours = registry.build_from_config(registry.load_model_config(variant, regularization, **keys))
-        theirs = build(variant, regularization, seed=0, **keys)
-        a, b = ours.state_dict(), theirs.state_dict()
-        assert list(a) == list(b)
-        assert all(torch.equal(a[k], b[k]) for k in a)
-        assert count_params(ours) == count_params(theirs)
-        assert repr(ours) == repr(theirs)
-    with torch.device("meta"):
-        full = registry.build_model_variant(variant)
-    assert count_params(full) == count_params(build(variant, meta=True))
-
-
-def test_registry_errors():
-    with pytest.raises(ConfigError, match="model=.*does not exist"):
-        registry.load_model_config("attention1000")
-    with pytest.raises(ConfigError, match="regularization="):
-        registry.load_model_config("attention56", regularization="nope")
-    with pytest.raises(ConfigError, match="model.widht"):
-        registry.load_model_config("attention56", widht=8)
-    with pytest.raises(ConfigError, match="model.width"):
-        registry.build_from_config(registry.load_model_config("attention56", width=0))
-    assert set(registry.available_variants()) >= set(VARIANTS)
-
-
-def test_registry_works_without_hydra_and_omegaconf():
-    code = (
-        "import sys; sys.modules['hydra'] = None; sys.modules['omegaconf'] = None\n"
-        "from resattn.models.registry import build_model_variant\n"
-        "from resattn.summary import count_params\n"
-        "import torch\n"
-        "with torch.device('meta'):\n"
-        "    m = build_model_variant('attention56')\n"
-        "print(count_params(m).total)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "28366154"
