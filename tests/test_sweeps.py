@@ -286,21 +286,22 @@ def _fake_sweep(root: Path, task: list[str], jobs: list[tuple[dict[str, str], di
 
 def test_seed_sweep_reports_mean_and_std(tmp_path: Path) -> None:
     jobs = []
-    for dropout, accs in (("0.0", (0.50, 0.52, 0.54)), ("0.4", (0.60, 0.60, 0.66))):
+    for dropout, accs in (("0.0", (0.50, 0.52, 0.54)), ("0.4", (0.60, 0.60, 0.66)), ("0.8", (0.30, None, None))):
         for seed, acc in zip((1, 2, 3), accs):
             jobs.append(({"regularization.dropout": dropout, "seed": str(seed)},
-                         {"test/acc": acc, "val/acc_best": acc + 0.01, "test/loss": 1.0}))
-    jobs[-1] = (jobs[-1][0], None)  # dropout=0.4 seed=3 was killed: status missing, excluded from the mean
-    sweep_dir = _fake_sweep(tmp_path / "s", ["data=synthetic", "regularization.dropout=0.0,0.4", "seed=1,2,3"], jobs)
+                         None if acc is None else {"test/acc": acc, "val/acc_best": acc + 0.01, "test/loss": 1.0}))
+    jobs[5] = (jobs[5][0], None)  # dropout=0.4 seed=3 was killed: status missing, excluded from the mean
+    sweep_dir = _fake_sweep(tmp_path / "s", ["data=synthetic", "regularization.dropout=0.0,0.4,0.8", "seed=1,2,3"], jobs)
     sweep = report.write_summary(sweep_dir)
     assert sweep.keys == ["regularization.dropout", "seed"] and sweep.seeds_swept
-    assert [j.status for j in sweep.jobs].count("missing") == 1
+    assert [j.status for j in sweep.jobs].count("missing") == 3
     md = (sweep_dir / "summary.md").read_text()
     assert "## Mean ± std over `seed`" in md
     assert "| 0.0 | 3/3 | 0.5300 ± 0.0200 | 0.5200 ± 0.0200 | 1.0000 ± 0.0000 |" in md
     assert "| 0.4 | 2/3 | 0.6100 ± 0.0000 | 0.6000 ± 0.0000 |" in md
+    assert "| 0.8 | 1/3 | 0.3100 | 0.3000 | 1.0000 |" in md  # one run: its value, no made-up spread
     rows = _rows(sweep_dir)
-    assert rows[-1]["status"] == "missing" and "no metrics.json" in rows[-1]["error"]
+    assert rows[5]["status"] == "missing" and "no metrics.json" in rows[5]["error"]
     assert (sweep_dir / "summary.png").is_file()  # line plot over dropout with std error bars
 
 

@@ -28,8 +28,8 @@ def _fmt(value: Any, metric: str = "") -> str:
 def _fmt_mean_std(stats: tuple[float, float, int] | None, metric: str) -> str:
     if stats is None:
         return ""
-    mean, std, _ = stats
-    return f"{_fmt(mean, metric)} ± {_fmt(std, metric)}"
+    mean, std, n = stats
+    return _fmt(mean, metric) if n == 1 else f"{_fmt(mean, metric)} ± {_fmt(std, metric)}"  # one run: no spread
 
 
 def job_rows(sweep: Sweep, raw: bool = False) -> tuple[list[str], list[list[str]]]:
