@@ -98,6 +98,7 @@ def test_compile_resume_and_ckpt_path(tmp_path: Path, graph_counter: GraphCounte
     assert new["status"] == "ok" and new["epochs"] == 1
 
 
+@pytest.mark.timeout(1500)  # three processes compile with inductor (about 1-2 min each on 2 idle cores)
 def test_compile_true_with_inductor_trains_resumes_and_evaluates_from_the_cli(tmp_path: Path) -> None:
     """The command that crashed at its first forward, with the default (real) backend: inductor."""
     run = tmp_path / "run"
