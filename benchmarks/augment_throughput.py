@@ -74,9 +74,7 @@ def bench_pil(images: np.ndarray, seconds: float) -> float:
 
     pipeline = T.Compose(
         [
-            T.RandomAffine(
-                degrees=20, translate=(0.2, 0.2), scale=(0.8, 1.2), interpolation=T.InterpolationMode.BILINEAR
-            ),
+            T.RandomAffine(degrees=20, translate=(0.2, 0.2), scale=(0.8, 1.2), interpolation=T.InterpolationMode.BILINEAR),
             T.RandomHorizontalFlip(),
         ]
     )
@@ -91,21 +89,10 @@ def bench_pil(images: np.ndarray, seconds: float) -> float:
 
 
 def build_mini() -> torch.nn.Module:
-    try:
-        from resattn.config import compose
-        from resattn.factory import build_model
+    from resattn.config import compose
+    from resattn.factory import build_model
 
-        return build_model(compose("train", ["model=attention56_mini"]))
-    except Exception as exc:  # the train config is evolving: fall back to the model file alone
-        print(f"note: compose('train') failed ({type(exc).__name__}); building from conf/model directly")
-        from omegaconf import OmegaConf
-
-        from resattn.models import ResidualAttentionNet
-
-        cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "attention56_mini.yaml"))
-        cfg.pop("_target_", None)
-        cfg["head_norm"], cfg["dropout"] = False, 0.0
-        return ResidualAttentionNet(**cfg)
+    return build_model(compose("train", ["model=attention56_mini"]))
 
 
 def bench_model(device: torch.device, steps: int) -> float:
@@ -132,9 +119,7 @@ def bench_model(device: torch.device, steps: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--aug-threads", type=int, default=1, help="torch threads for the batched augmentation (PIL uses one core)"
-    )
+    parser.add_argument("--aug-threads", type=int, default=1, help="torch threads for the batched augmentation (PIL uses one core)")
     parser.add_argument("--model-threads", type=int, default=0, help="torch threads for the model (0 = torch default)")
     parser.add_argument("--device", default="cpu", help="device of the batched augmentation and the model")
     parser.add_argument("--seconds", type=float, default=2.0, help="timing window per augmentation benchmark")

@@ -196,8 +196,7 @@ class RawLoop:
         self._new_epoch()
 
 
-def run_raw(cfg: DictConfig, dm: Any, batches: list[list[Any]], val_batches: list[Any], seed: int,
-            device: torch.device) -> dict[str, Any]:
+def run_raw(cfg: DictConfig, dm: Any, batches: list[list[Any]], val_batches: list[Any], seed: int, device: torch.device) -> dict[str, Any]:
     """``--mode runs``: one whole plain run."""
     loop = RawLoop(cfg, dm, seed, device, sum(len(b) for b in batches))
     torch.manual_seed(seed)
@@ -233,8 +232,14 @@ class StepClock(pl.Callback):
     its own RNG state, so neither disturbs the other's random stream.
     """
 
-    def __init__(self, seed: int, device: torch.device, twin: RawLoop | None = None,
-                 batches: list[Any] | None = None, val_batches: list[Any] | None = None) -> None:
+    def __init__(
+        self,
+        seed: int,
+        device: torch.device,
+        twin: RawLoop | None = None,
+        batches: list[Any] | None = None,
+        val_batches: list[Any] | None = None,
+    ) -> None:
         self.seed, self.device = seed, device
         self.twin, self.batches, self.val_batches = twin, batches or [], val_batches or []
         self.light_steps: list[float] = []
@@ -285,9 +290,16 @@ class StepClock(pl.Callback):
         self.light_tail = time.perf_counter() - self.t_prev - self.raw_tail
 
 
-def run_lightning(cfg: DictConfig, dm: pl.LightningDataModule, run_dir: Path, seed: int, device: torch.device,
-                  twin_batches: list[list[Any]] | None = None, val_batches: list[Any] | None = None,
-                  **trainer_overrides: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def run_lightning(
+    cfg: DictConfig,
+    dm: pl.LightningDataModule,
+    run_dir: Path,
+    seed: int,
+    device: torch.device,
+    twin_batches: list[list[Any]] | None = None,
+    val_batches: list[Any] | None = None,
+    **trainer_overrides: Any,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Exactly pipeline.train's objects: module, conf callbacks + loggers, build_trainer; ``fit`` only.
 
     With ``twin_batches`` (one epoch), a plain loop runs interleaved step by step (``--mode paired``).
@@ -316,8 +328,7 @@ def run_lightning(cfg: DictConfig, dm: pl.LightningDataModule, run_dir: Path, se
     }
     raw = None
     if twin is not None:
-        raw = {"step_s": clock.raw_steps, "tail_s": clock.raw_tail, "startup_s": 0.0, "steps": twin.steps,
-               "val_acc": twin.val_acc}
+        raw = {"step_s": clock.raw_steps, "tail_s": clock.raw_tail, "startup_s": 0.0, "steps": twin.steps, "val_acc": twin.val_acc}
     return light, raw
 
 
@@ -382,8 +393,11 @@ def report(args: argparse.Namespace, raw: list[dict[str, Any]], light: list[dict
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=("paired", "runs"), default="paired", help="interleave step by step or run by run")
-    p.add_argument("--experiment", default="seed_regularized",
-                   help="conf/experiment entry (default seed_regularized: Adam, step schedule, Keras augmentation, dropout, head L2)")
+    p.add_argument(
+        "--experiment",
+        default="seed_regularized",
+        help="conf/experiment entry (default seed_regularized: Adam, step schedule, Keras augmentation, dropout, head L2)",
+    )
     p.add_argument("--width", type=int, default=8, help="model.width of attention56_mini")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--eval-batch-size", type=int, default=128)
@@ -442,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                 done = [("raw", rw), ("lightning", lt)]
             else:
                 done = []
-                for which in (("raw", "lightning") if rep % 2 == 0 else ("lightning", "raw")):
+                for which in ("raw", "lightning") if rep % 2 == 0 else ("lightning", "raw"):
                     if which == "raw":
                         res = run_raw(cfg, dm, batches, val_batches, args.seed, device)
                         raw.append(res)

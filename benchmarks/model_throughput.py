@@ -297,7 +297,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     comp.add_argument("--compile", dest="compile", action="store_true", default=None, help="also measure torch.compile (default on cuda)")
     comp.add_argument("--no-compile", dest="compile", action="store_false", help="eager only")
     p.add_argument(
-        "--compile-configs", choices=("best", "all"), default="best",
+        "--compile-configs",
+        choices=("best", "all"),
+        default="best",
         help="with compile: compile only the fastest eager (precision, channels_last) per model (default) or all",
     )
     p.add_argument("--warmup", type=int, help="warm-up iterations (default: cpu 1, cuda 5)")
@@ -306,7 +308,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-seconds", type=float, help="stop a training measurement after this long (inference: half)")
     p.add_argument("--matmul-size", type=int, help="reference matmul size (default: cpu 2048, cuda 8192)")
     p.add_argument(
-        "--threads", default="auto",
+        "--threads",
+        default="auto",
         help="torch CPU threads: a number, or auto (default): torch's choice, reduced to the cores left idle by "
         "other processes (1-minute load average) so that busy cores do not stall multi-threaded ops",
     )
@@ -412,8 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     for p in precisions:
         gf, size = matmul_gflops(device, dtypes[p], args.matmul_size, 1.0 if args.quick else 2.0)
         peaks[p] = gf
-        print(f"# reference dense matmul {p}{' (tf32)' if p == 'fp32' and device.type == 'cuda' and args.tf32 == 'on' else ''}: "
-              f"{size}x{size}: {gf:,.1f} GFLOP/s", flush=True)
+        print(
+            f"# reference dense matmul {p}{' (tf32)' if p == 'fp32' and device.type == 'cuda' and args.tf32 == 'on' else ''}: "
+            f"{size}x{size}: {gf:,.1f} GFLOP/s",
+            flush=True,
+        )
 
     results: list[Result] = []
     t_start = time.perf_counter()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import matplotlib
 
@@ -41,8 +41,7 @@ def mask_branches(net: nn.Module) -> list[tuple[str, nn.Module]]:
 def captured_masks(net: nn.Module) -> Iterator[list[torch.Tensor]]:
     """Collects the output of every mask branch during the forward passes inside the ``with`` block."""
     masks: list[torch.Tensor] = []
-    handles = [branch.register_forward_hook(lambda _m, _i, out: masks.append(out.detach()))
-               for _, branch in mask_branches(net)]
+    handles = [branch.register_forward_hook(lambda _m, _i, out: masks.append(out.detach())) for _, branch in mask_branches(net)]
     try:
         yield masks
     finally:
@@ -57,18 +56,22 @@ def attention_maps(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[
     Runs the eager ``net.forward`` (also for a compiled network) so that the hooks fire.
     """
     if not mask_branches(net):
-        raise ConfigError("this model has no attention masks (model.attention=none); attention maps need "
-                          "model.attention=arl or nal")
+        raise ConfigError("this model has no attention masks (model.attention=none); attention maps need model.attention=arl or nal")
     with captured_masks(net) as masks:
         logits = net.forward(x)
-    maps = [F.interpolate(m.float().mean(1, keepdim=True), size=x.shape[-2:], mode="bilinear",
-                          align_corners=False)[:, 0] for m in masks]
+    maps = [F.interpolate(m.float().mean(1, keepdim=True), size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0] for m in masks]
     return logits, maps
 
 
-def plot_attention_grid(images: torch.Tensor, maps: Sequence[torch.Tensor], labels: torch.Tensor,
-                        predictions: torch.Tensor, class_names: Sequence[str], module_names: Sequence[str],
-                        title: str = "") -> plt.Figure:
+def plot_attention_grid(
+    images: torch.Tensor,
+    maps: Sequence[torch.Tensor],
+    labels: torch.Tensor,
+    predictions: torch.Tensor,
+    class_names: Sequence[str],
+    module_names: Sequence[str],
+    title: str = "",
+) -> plt.Figure:
     """The grid figure: images ``B×3×H×W`` uint8, ``maps`` one ``B×H×W`` tensor per attention module."""
     rows, cols = len(images), 1 + len(maps)
     fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 1.9 * rows), squeeze=False)
@@ -86,14 +89,12 @@ def plot_attention_grid(images: torch.Tensor, maps: Sequence[torch.Tensor], labe
                 axes[r][c].set_title(module_names[c - 1], fontsize=8)
         for ax in axes[r]:
             ax.axis("off")
-    fig.suptitle(title or "attention masks (row title: true / predicted; mask: channel mean, min-max per map)",
-                 fontsize=9)
+    fig.suptitle(title or "attention masks (row title: true / predicted; mask: channel mean, min-max per map)", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def render(module: nn.Module, datamodule, split: str, n: int, class_names: Sequence[str],
-           title: str = "") -> plt.Figure:
+def render(module: nn.Module, datamodule, split: str, n: int, class_names: Sequence[str], title: str = "") -> plt.Figure:
     """The grid for the first ``n`` images of ``split``: a fixed set, the same at every call."""
     images, labels = getattr(datamodule, f"{split}_x")[:n], getattr(datamodule, f"{split}_y")[:n]
     device = next(module.parameters()).device
@@ -109,34 +110,34 @@ def render(module: nn.Module, datamodule, split: str, n: int, class_names: Seque
     return plot_attention_grid(images, maps, labels, logits.argmax(1).cpu(), class_names, names, title)
 
 
-def write_attention_maps(ckpt_path: str, n: int = 16, split: str = "test", out: str | None = None,
-                         data_overrides: dict | None = None) -> Path:
+def write_attention_maps(
+    ckpt_path: str, n: int = 16, split: str = "test", out: str | None = None, data_overrides: Mapping[str, Any] | None = None
+) -> Path:
     """Load a checkpoint (or a run dir's best) and write the grid PNG; returns its path."""
-    from omegaconf import OmegaConf
-
-    from resattn.checkpoints import load_checkpoint
-    from resattn.module import ResAttnModule
-    from resattn.pipeline import build_datamodule, resolve_eval_checkpoint
+    from resattn.pipeline import build_datamodule, module_from_checkpoint
 
     if split not in SPLITS:
         raise ConfigError(f"split={split!r} is not supported; allowed: {', '.join(SPLITS)}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"n={n!r} must be an integer >= 1 (images in the grid)")
-    ckpt_file = resolve_eval_checkpoint(ckpt_path)
-    ckpt = load_checkpoint(ckpt_file, key="ckpt_path")
-    cfg = ckpt["hyper_parameters"]["cfg"]
-    module = ResAttnModule(cfg)
-    module.load_state_dict(ckpt["state_dict"])
+    module, stored, ckpt_file = module_from_checkpoint(ckpt_path, data_overrides)
     if not mask_branches(module.net):
-        raise ConfigError(f"{ckpt_file} was trained with model.attention=none: it has no attention masks to show; "
-                          "use a run with model.attention=arl or nal")
-    stored = OmegaConf.merge(OmegaConf.create(cfg), OmegaConf.create({"data": data_overrides or {}}))
+        raise ConfigError(
+            f"{ckpt_file} was trained with model.attention=none: it has no attention masks to show; "
+            "use a run with model.attention=arl or nal"
+        )
     datamodule = build_datamodule(stored)
     datamodule.setup("test")
     run_dir = ckpt_file.parent.parent
     target = Path(out) if out else run_dir / f"attention_maps_{split}.png"
-    fig = render(module, datamodule, split, n, module.class_names,
-                 title=f"{run_dir.name}/{ckpt_file.name}: {split} images, true / predicted; mask = channel mean")
+    fig = render(
+        module,
+        datamodule,
+        split,
+        n,
+        module.class_names,
+        title=f"{run_dir.name}/{ckpt_file.name}: {split} images, true / predicted; mask = channel mean",
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(target, dpi=110)
     plt.close(fig)
@@ -152,13 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         args = OmegaConf.to_container(OmegaConf.from_dotlist(sys.argv[1:] if argv is None else argv))
         unknown = set(args) - set(DEFAULTS) - {"data"}
         if unknown:
-            raise ConfigError(f"unknown argument(s) {', '.join(sorted(unknown))}; usage: python -m "
-                              "resattn.attention_maps ckpt_path=<run dir or .ckpt> [n=16] [split=test] [out=<png>]")
+            raise ConfigError(
+                f"unknown argument(s) {', '.join(sorted(unknown))}; usage: python -m "
+                "resattn.attention_maps ckpt_path=<run dir or .ckpt> [n=16] [split=test] [out=<png>]"
+            )
         options = {**DEFAULTS, **args}
         if not options["ckpt_path"]:
             raise ConfigError("ckpt_path is required: python -m resattn.attention_maps ckpt_path=<run dir or .ckpt>")
-        path = write_attention_maps(str(options["ckpt_path"]), options["n"], options["split"], options["out"],
-                                    options.get("data"))
+        path = write_attention_maps(str(options["ckpt_path"]), options["n"], options["split"], options["out"], options.get("data"))
         print(f"attention maps: {path}")
         return 0
 

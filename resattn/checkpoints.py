@@ -24,8 +24,9 @@ def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for corrupt files
         reason = " ".join(str(exc).split())[:160]
-        raise CheckpointError(f"{key}={path}: unreadable or truncated checkpoint ({type(exc).__name__}: {reason}); "
-                              "use another checkpoint, e.g. last.ckpt") from None
+        raise CheckpointError(
+            f"{key}={path}: unreadable or truncated checkpoint ({type(exc).__name__}: {reason}); use another checkpoint, e.g. last.ckpt"
+        ) from None
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS) or "cfg" not in (ckpt.get("hyper_parameters") or {}):
         raise CheckpointError(f"{key}={path}: not a resattn checkpoint (no stored model config); pass a checkpoint written by train.py")
     return ckpt
@@ -43,8 +44,7 @@ def _flatten(tree: Any, prefix: str) -> dict[str, Any]:
 def config_differences(stored: Mapping[str, Any] | None, current: Mapping[str, Any] | None, prefix: str = "model") -> list[str]:
     """``key (checkpoint A, now B)`` for every leaf of two config sections that differs."""
     a, b = _flatten(stored or {}, prefix), _flatten(current or {}, prefix)
-    return [f"{k} (checkpoint {a.get(k, '<unset>')}, now {b.get(k, '<unset>')})"
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return [f"{k} (checkpoint {a.get(k, '<unset>')}, now {b.get(k, '<unset>')})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def _shape(size: Any) -> str:
@@ -66,8 +66,10 @@ def check_compatible(
     """
     stored = {k: v for k, v in (ckpt.get("state_dict") or {}).items() if k.startswith(prefix)}
     shapes = {k: v for k, v in shapes.items() if k.startswith(prefix)}
-    mismatch = next(((k, v.shape, shapes[k]) for k, v in stored.items()
-                     if k in shapes and hasattr(v, "shape") and tuple(v.shape) != tuple(shapes[k])), None)
+    mismatch = next(
+        ((k, v.shape, shapes[k]) for k, v in stored.items() if k in shapes and hasattr(v, "shape") and tuple(v.shape) != tuple(shapes[k])),
+        None,
+    )
     missing = [k for k in shapes if k not in stored]
     unexpected = [k for k in stored if k not in shapes]
     if mismatch is None and not missing and not unexpected:
@@ -100,5 +102,6 @@ def best_checkpoint_of_run(run_dir: Path) -> Path:
         return ckpts[-1]
     if (run_dir / "checkpoints" / "last.ckpt").is_file():
         return run_dir / "checkpoints" / "last.ckpt"
-    raise CheckpointError(f"ckpt_path={run_dir}: no checkpoints in {run_dir / 'checkpoints'}; "
-                          "pass a run directory of train.py or a .ckpt file")
+    raise CheckpointError(
+        f"ckpt_path={run_dir}: no checkpoints in {run_dir / 'checkpoints'}; pass a run directory of train.py or a .ckpt file"
+    )

@@ -7,17 +7,30 @@ from typing import Sequence
 
 from omegaconf import DictConfig
 
+from resattn import schema
+
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+schema.register()  # the YAML files name their schemas: they must be in the ConfigStore before any compose
 
 
 def compose(config_name: str = "train", overrides: Sequence[str] = (), with_hydra: bool = False) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` with command-line style overrides (no run directory); the ``hydra``
-    node is kept when ``with_hydra``."""
+    node is kept when ``with_hydra``. A value of the wrong type or an unknown key raises :class:`ConfigError`."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from resattn.validation.values import composition_error
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
+        try:
+            return hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
+        except (HydraException, OmegaConfBaseException) as exc:
+            error = composition_error(exc)  # a wrong type or unknown key: the usual one-line message
+            if error is None:
+                raise
+            raise error from exc
 
 
 def compose_run(run_dir: Path, overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:

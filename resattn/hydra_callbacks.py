@@ -28,7 +28,6 @@ from resattn.metrics import CLASS_METRIC, RESULT_METRICS, TEST_METRICS
 log = logging.getLogger("resattn.sweep")
 
 
-
 # Set by Lightning's subprocess DDP launcher in the launching process (and inherited by its ranks).
 DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 SPAWNING_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")
@@ -56,8 +55,10 @@ def check_optimized_metric(cfg: DictConfig) -> None:
             log.warning("optimized_metric=%s selects hyperparameters on the test set; val/acc_best avoids that", name)
         return
     hint = "" if cfg.get("test", True) else " (test=false: no test/* metrics)"
-    user_error(f"optimized_metric={name!r} is not a metric of this task{hint}; "
-               f"available: {', '.join(known)}{', test/acc_<class>' if cfg.get('test', True) else ''}")
+    user_error(
+        f"optimized_metric={name!r} is not a metric of this task{hint}; "
+        f"available: {', '.join(known)}{', test/acc_<class>' if cfg.get('test', True) else ''}"
+    )
 
 
 def ddp_relaunches_script(trainer: Any) -> bool:
@@ -70,8 +71,11 @@ def ddp_relaunches_script(trainer: Any) -> bool:
         return False
     if strategy.startswith(SPAWNING_STRATEGIES):
         return False
-    several = nodes > 1 or devices in (-1, "-1", "auto") or (isinstance(devices, int) and devices > 1) or (
-        not isinstance(devices, (int, str)) and len(devices) > 1
+    several = (
+        nodes > 1
+        or devices in (-1, "-1", "auto")
+        or (isinstance(devices, int) and devices > 1)
+        or (not isinstance(devices, (int, str)) and len(devices) > 1)
     )
     return several and (strategy.startswith("ddp") or strategy == "auto")
 
@@ -87,9 +91,11 @@ def check_optuna_storage(config: DictConfig) -> None:
     except PackageNotFoundError:
         return
     if optuna_major < 3 and sqlalchemy_major >= 2:
-        user_error(f"hydra.sweeper.storage needs SQLAlchemy < 2 with optuna {version('optuna')} "
-                   f"(installed: SQLAlchemy {version('sqlalchemy')}); pip install 'sqlalchemy>=1.4,<2', "
-                   "or drop the storage for an in-memory study")
+        user_error(
+            f"hydra.sweeper.storage needs SQLAlchemy < 2 with optuna {version('optuna')} "
+            f"(installed: SQLAlchemy {version('sqlalchemy')}); pip install 'sqlalchemy>=1.4,<2', "
+            "or drop the storage for an in-memory study"
+        )
 
 
 class SweepChecks(Callback):
@@ -100,9 +106,11 @@ class SweepChecks(Callback):
         launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
         if ddp_relaunches_script(config.get("trainer")) and ("joblib" in launcher or "LocalLauncher" in launcher):
             name = "joblib" if "joblib" in launcher else "submitit_local"
-            user_error(f"trainer.strategy={config.trainer.strategy} with several devices re-launches train.py for "
-                       f"each rank, which hydra/launcher={name} workers cannot do; run DDP sweeps with the default "
-                       "launcher (jobs in sequence) or hydra/launcher=submitit_slurm (tasks_per_node=devices)")
+            user_error(
+                f"trainer.strategy={config.trainer.strategy} with several devices re-launches train.py for "
+                f"each rank, which hydra/launcher={name} workers cannot do; run DDP sweeps with the default "
+                "launcher (jobs in sequence) or hydra/launcher=submitit_slurm (tasks_per_node=devices)"
+            )
         check_optuna_storage(config)
         # The Optuna sweeper writes no multirun.yaml; the summary reads the swept keys from it.
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -167,12 +175,21 @@ def single_run_argv(argv: list[str], config: DictConfig) -> list[str]:
 
     args = get_args_parser().parse_known_args(argv[1:])[0]
     flags = []
-    for flag, value in (("--config-path", args.config_path), ("--config-name", args.config_name),
-                        ("--config-dir", args.config_dir)):
+    for flag, value in (("--config-path", args.config_path), ("--config-name", args.config_name), ("--config-dir", args.config_dir)):
         if value is not None:
             flags += [flag, str(value)]
-    drop = ("hydra.mode", "hydra.sweep", "hydra.sweeper", "hydra.launcher", "hydra/sweeper", "hydra/launcher",
-            "hydra.run", "hydra.output_subdir", "hydra.job.name", "hydra.callbacks")
+    drop = (
+        "hydra.mode",
+        "hydra.sweep",
+        "hydra.sweeper",
+        "hydra.launcher",
+        "hydra/sweeper",
+        "hydra/launcher",
+        "hydra.run",
+        "hydra.output_subdir",
+        "hydra.job.name",
+        "hydra.callbacks",
+    )
     hydra_overrides = [o for o in config.hydra.overrides.hydra if not o.lstrip("+~").startswith(drop)]
     return [argv[0], *flags, *config.hydra.overrides.task, *hydra_overrides, "hydra.mode=RUN"]
 
@@ -189,8 +206,11 @@ def release_memory() -> None:
     torch.cuda.empty_cache()
     held = torch.cuda.memory_allocated()
     if held:
-        log.warning("%.1f MiB of GPU memory still allocated after the job: something keeps tensors alive "
-                    "(e.g. a failed job's exception, kept with its frames under HYDRA_FULL_ERROR=1)", held / 2**20)
+        log.warning(
+            "%.1f MiB of GPU memory still allocated after the job: something keeps tensors alive "
+            "(e.g. a failed job's exception, kept with its frames under HYDRA_FULL_ERROR=1)",
+            held / 2**20,
+        )
 
 
 def _alive(*type_names: str) -> dict[str, int]:
@@ -223,10 +243,12 @@ class SweepSummary(Callback):
         from resattn.report import MD_NAME, print_summary, write_summary
 
         sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_config = {"hydra": {
-            "overrides": {"task": list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])},
-            "sweeper": {"params": dict.fromkeys(OmegaConf.select(config, "hydra.sweeper.params", default={}) or {})},
-        }}
+        sweep_config = {
+            "hydra": {
+                "overrides": {"task": list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])},
+                "sweeper": {"params": dict.fromkeys(OmegaConf.select(config, "hydra.sweeper.params", default={}) or {})},
+            }
+        }
         try:
             sweep = write_summary(sweep_dir, sweep_config)
         except Exception:  # the jobs' results are on disk; never lose them to a reporting bug

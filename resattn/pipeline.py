@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pytorch_lightning as pl
 import torch
@@ -23,11 +23,11 @@ from resattn.errors import ConfigError
 from resattn.module import ResAttnModule
 from resattn.plots import plot_confusion_matrix, plot_curves, plot_weight_histogram
 from resattn.results import print_results, to_number, write_metrics
-from resattn.resume import check_resume_schedule, override_key, resume_checkpoint
+from resattn.resume import override_key, resume_checkpoint
 from resattn.scale import apply_scale
 from resattn.scale import describe as describe_scale
 from resattn.summary import summarize
-from resattn.validation import check_config, check_data
+from resattn.validation import check_config, check_data, check_inputs
 
 log = logging.getLogger("resattn")
 
@@ -45,9 +45,7 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], **overrides: Any) -> pl.Trainer:
-    return instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()], **overrides
-    )
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()], **overrides)
 
 
 def init_from_checkpoint(module: ResAttnModule, path: str | Path) -> None:
@@ -84,18 +82,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if rank_zero_only.rank == 0:
         log.info(describe_scale(cfg, scale_changes))
     run_dir = Path(cfg.paths.output_dir)
+    check_inputs(cfg, "train")  # done by the preflight already when started from the command line
     resume_ckpt = resume_checkpoint(Path(cfg.resume)) if cfg.get("resume") else None
-    if resume_ckpt is not None:
-        stored_cfg = load_checkpoint(resume_ckpt, key="resume")["hyper_parameters"]["cfg"]
-        check_resume_schedule(cfg, stored_cfg, Path(cfg.resume))
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)
     module = ResAttnModule(OmegaConf.to_container(cfg, resolve=True))
-    if cfg.get("ckpt_path"):
-        if resume_ckpt is not None:
-            raise ConfigError("resume and ckpt_path were both given; use resume=<run dir> to continue a run, "
-                              "or ckpt_path=<file> to start a new run from a checkpoint")
+    if cfg.get("ckpt_path"):  # not together with resume (check_config)
         init_from_checkpoint(module, cfg.ckpt_path)
     rank_zero_info("\n" + summarize(module.net, (cfg.model.in_channels, cfg.model.input_size, cfg.model.input_size)))
 
@@ -106,8 +99,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         fit_until_stopped(trainer, module, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None)
     except RuntimeError:
         if resume_ckpt is not None:  # a load_state_dict size mismatch becomes a one-line CheckpointError
-            check_compatible(_shapes(module), load_checkpoint(resume_ckpt, key="resume"), key=f"resume={cfg.resume}",
-                             model_cfg=module.cfg.get("model"), fix="a resumed run keeps its model; drop the model override")
+            check_compatible(
+                _shapes(module),
+                load_checkpoint(resume_ckpt, key="resume"),
+                key=f"resume={cfg.resume}",
+                model_cfg=module.cfg.get("model"),
+                fix="a resumed run keeps its model; drop the model override",
+            )
         raise
 
     metrics: dict[str, Any] = {
@@ -144,21 +142,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Rebuild model and data protocol from a checkpoint and evaluate it on the test set."""
     check_config(cfg, "eval")
     run_dir = Path(cfg.paths.output_dir)
-    ckpt_file = resolve_eval_checkpoint(cfg.ckpt_path)
-    ckpt = load_checkpoint(ckpt_file, key="ckpt_path")
-    stored = OmegaConf.create(ckpt["hyper_parameters"]["cfg"])
     # The stored protocol, plus only the data keys this command set explicitly (e.g. data.root elsewhere).
     command = HydraConfig.get().overrides.task
-    data_overrides = [o for o in command if override_key(o).startswith("data.")]
-    stored = OmegaConf.merge(stored, OmegaConf.from_dotlist(data_overrides))
-    module = ResAttnModule(ckpt["hyper_parameters"]["cfg"])
-    check_compatible(_shapes(module), ckpt, key=f"ckpt_path={ckpt_file}")
-    module.load_state_dict(ckpt["state_dict"])
+    data_overrides = OmegaConf.from_dotlist([o for o in command if override_key(o).startswith("data.")])
+    module, stored, ckpt_file = module_from_checkpoint(cfg.ckpt_path, data_overrides.get("data"))
     check_data(stored)  # the stored protocol with this command's data overrides
     datamodule = build_datamodule(stored)
     # Evaluate in the precision the run trained with (bf16 logits differ from fp32), unless asked otherwise.
-    precision = {} if any(override_key(o) == "trainer.precision" for o in command) else {
-        "precision": OmegaConf.select(stored, "trainer.precision", default=cfg.trainer.precision)}
+    precision = (
+        {}
+        if any(override_key(o) == "trainer.precision" for o in command)
+        else {"precision": OmegaConf.select(stored, "trainer.precision", default=cfg.trainer.precision)}
+    )
     trainer = build_trainer(cfg, callbacks=[], loggers=[], **precision)
     tested = trainer.test(module, datamodule=datamodule, verbose=False)
     metrics: dict[str, Any] = {"checkpoint": str(ckpt_file), **(tested[0] if tested else {})}
@@ -170,7 +165,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def resolve_eval_checkpoint(path: str | None) -> Path:
+def module_from_checkpoint(
+    path: str | Path | None, data_overrides: Mapping[str, Any] | None = None
+) -> tuple[ResAttnModule, DictConfig, Path]:
+    """A checkpoint's (or a run dir's best) model with its weights, once they fit; the stored config with
+    ``data_overrides`` (``data.*`` values) merged on; the checkpoint file."""
+    ckpt_file = resolve_eval_checkpoint(path)
+    ckpt = load_checkpoint(ckpt_file, key="ckpt_path")
+    cfg = ckpt["hyper_parameters"]["cfg"]
+    stored = OmegaConf.merge(OmegaConf.create(cfg), OmegaConf.create({"data": data_overrides or {}}))
+    module = ResAttnModule(cfg)
+    check_compatible(_shapes(module), ckpt, key=f"ckpt_path={ckpt_file}")
+    module.load_state_dict(ckpt["state_dict"])
+    return module, stored, ckpt_file
+
+
+def resolve_eval_checkpoint(path: str | Path | None) -> Path:
     """A checkpoint file, or a run directory (meaning that run's best checkpoint from its metrics.json)."""
     if not path:
         raise ConfigError("ckpt_path is required: python eval.py ckpt_path=<checkpoint file or run dir>")

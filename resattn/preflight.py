@@ -4,8 +4,9 @@ A multirun's jobs are the cartesian product of its sweeps: those on the command 
 ``choice(...)``, ``range(...)``) and the sweeper's ``hydra.sweeper.params`` from the config (e.g.
 ``hparams_search=label_noise``), the command line winning for a key in both. Each job's config is composed
 and checked, so ``python train.py -m regularization.dropout=0.2,1.5`` stops with the usual one-line error
-before the first job starts, not hours into the sweep. Intervals (Optuna's ``interval(...)``) cannot be
-enumerated: their keys keep the configured value here and are checked when their job starts.
+before the first job starts, not hours into the sweep; a checkpoint the jobs share is loaded once. Intervals
+(Optuna's ``interval(...)``) cannot be enumerated: their keys keep the configured value here and are checked
+when their job starts.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def job_overrides(config_name: str, args: Sequence[str]) -> list[list[str]]:
     first = [v[0] for v in values]
     jobs = [[*plain, *first]]
     for i, options in enumerate(values):
-        jobs += [[*plain, *first[:i], option, *first[i + 1:]] for option in options[1:]]
+        jobs += [[*plain, *first[:i], option, *first[i + 1 :]] for option in options[1:]]
     return jobs
 
 
@@ -81,4 +82,4 @@ def preflight(config_name: str, args: Sequence[str]) -> None:
 
             apply_scale(cfg)
         check_config(cfg, task)
-        check_inputs(cfg, task)
+        check_inputs(cfg, task)  # a checkpoint the jobs share is loaded once

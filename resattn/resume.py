@@ -170,8 +170,10 @@ def check_resume_schedule(cfg: Any, stored: Mapping[str, Any], run_dir: Path) ->
     old_sched, new_sched = _select(stored, "scheduler.scheduler") or {}, current("scheduler.scheduler") or {}
     for key in sorted(set(old_sched) | set(new_sched)):
         if old_sched.get(key) != new_sched.get(key):
-            raise CheckpointError(f"resume={run_dir}: scheduler.scheduler.{key} changed from {old_sched.get(key)} "
-                                  f"to {new_sched.get(key)}; a resumed run keeps its schedule; {fix}")
+            raise CheckpointError(
+                f"resume={run_dir}: scheduler.scheduler.{key} changed from {old_sched.get(key)} "
+                f"to {new_sched.get(key)}; a resumed run keeps its schedule; {fix}"
+            )
     if not any(key in old_sched and old_sched[key] is None for key in AUTO_LENGTH_KEYS):
         return
     name = str(old_sched.get("_target_", "")).rsplit(".", 1)[-1]

@@ -1,7 +1,8 @@
 """Issue 13: attention maps, the paper's mask activations and label noise.
 
 * ``python -m resattn.attention_maps`` writes the grid for arl and nal runs and refuses ``attention=none``
-  with one line; the masks come from hooks, the forward is unchanged; the TensorBoard callback logs them;
+  and checkpoints whose weights do not fit (like ``eval.py``) with one line; the masks come from hooks, the
+  forward is unchanged; the TensorBoard callback logs them;
 * ``model.mask_activation=mixed|channel|spatial`` have the paper's semantics and the same parameter
   counts, and the smoke run learns with each;
 * ``data.label_noise=p`` changes exactly round(p·N) pool labels to other classes, fixed by the data seed,
@@ -22,10 +23,12 @@ from PIL import Image
 
 from resattn.attention_maps import attention_maps, mask_branches
 from resattn.data.noise import corrupt_labels
+from resattn.errors import EXIT_USER_ERROR
 from resattn.models.attention import MaskActivation
 from resattn.module import ResAttnModule
 from resattn.pipeline import build_datamodule, train
 from tests.conftest import TINY, compose_cfg, run_script
+from tests.helpers import run_checkpoint
 from tests.test_sweeps import _compose_with_hydra
 
 ONE_EPOCH = [*TINY, "trainer.max_epochs=1", "test=false"]
@@ -50,8 +53,9 @@ def test_maps_come_from_hooks_and_leave_the_forward_unchanged(tmp_path: Path, at
     logits, maps = attention_maps(module.net, x)
     torch.testing.assert_close(logits, reference)
     assert len(maps) == len(mask_branches(module.net)) == 2 and all(m.shape == (3, 32, 32) for m in maps)
-    upsampled = torch.nn.functional.interpolate(expected_mask.mean(1, keepdim=True), size=(32, 32), mode="bilinear",
-                                                align_corners=False)[:, 0]
+    upsampled = torch.nn.functional.interpolate(expected_mask.mean(1, keepdim=True), size=(32, 32), mode="bilinear", align_corners=False)[
+        :, 0
+    ]
     torch.testing.assert_close(maps[0], upsampled)
     assert not any(m._forward_hooks for _, m in mask_branches(module.net))  # hooks removed afterwards
 
@@ -72,8 +76,7 @@ def test_maps_command_writes_the_grid(trained_run: Path, tmp_path: Path) -> None
         width, height = img.size
     assert height > width  # 5 rows of (image + 2 masks)
     out = tmp_path / "grid.png"
-    proc = run_script("-m", "resattn.attention_maps", f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
-                      "n=2", f"out={out}")
+    proc = run_script("-m", "resattn.attention_maps", f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", "n=2", f"out={out}")
     assert proc.returncode == 0 and out.is_file(), proc.stderr[-2000:]
 
 
@@ -92,9 +95,31 @@ def test_no_masks_is_one_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "model.attention=none" in last and "arl or nal" in last
-    proc = run_script("train.py", *ONE_EPOCH, "model.attention=none", "callbacks.attention_maps.every_n_epochs=1",
-                      f"hydra.run.dir={tmp_path / 'run'}")
+    proc = run_script(
+        "train.py", *ONE_EPOCH, "model.attention=none", "callbacks.attention_maps.every_n_epochs=1", f"hydra.run.dir={tmp_path / 'run'}"
+    )
     assert proc.returncode == 2 and "callbacks.attention_maps.every_n_epochs=0" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_incompatible_checkpoint_is_eval_py_s_one_line_error(trained_run: Path, tmp_path: Path) -> None:
+    """Weights that do not fit the stored model config: the same error line and exit status as eval.py, no grid."""
+    ckpt = run_checkpoint(trained_run)
+    ckpt["hyper_parameters"]["cfg"]["model"]["width"] = 8  # trained with width 4
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.save(ckpt, run / "checkpoints" / "last.ckpt")
+    maps = run_script("-m", "resattn.attention_maps", f"ckpt_path={run}")
+    evaluated = run_script("eval.py", f"ckpt_path={run}", f"hydra.run.dir={tmp_path / 'eval'}")
+    lines = []
+    for proc in (maps, evaluated):
+        assert proc.returncode == EXIT_USER_ERROR and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        lines.append(proc.stderr.strip().splitlines()[-1])
+    assert lines[0] == lines[1]
+    assert lines[0].startswith(
+        f"error: ckpt_path={run / 'checkpoints' / 'last.ckpt'}: incompatible model: "
+        "net.stem.0.weight is (4, 3, 5, 5) in the checkpoint but (8, 3, 5, 5)"
+    )
+    assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*")) == ["checkpoints", "checkpoints/last.ckpt"]
 
 
 # -------------------------------------------------------------------------------------- mask activations
@@ -109,8 +134,7 @@ def test_mask_activations_follow_the_paper() -> None:
     spatial = MaskActivation("spatial")(x)
     z = torch.logit(spatial.double())  # the standardised maps
     torch.testing.assert_close(z.mean(dim=(2, 3)), torch.zeros(4, 6, dtype=torch.float64), atol=1e-4, rtol=0)
-    torch.testing.assert_close(z.std(dim=(2, 3), unbiased=False), torch.ones(4, 6, dtype=torch.float64), atol=1e-3,
-                               rtol=0)
+    torch.testing.assert_close(z.std(dim=(2, 3), unbiased=False), torch.ones(4, 6, dtype=torch.float64), atol=1e-3, rtol=0)
     assert torch.isfinite(MaskActivation("spatial")(torch.zeros(1, 2, 3, 3))).all()  # constant map
 
 
@@ -126,8 +150,7 @@ def test_mask_activations_keep_the_parameter_counts() -> None:
 @pytest.mark.parametrize("kind", ["channel", "spatial"])
 def test_smoke_run_learns_with_each_mask_activation(tmp_path: Path, kind: str) -> None:
     run = tmp_path / kind
-    proc = run_script("train.py", "debug=smoke", f"model.mask_activation={kind}", f"hydra.run.dir={run}",
-                      env={"OMP_NUM_THREADS": "2"})
+    proc = run_script("train.py", "debug=smoke", f"model.mask_activation={kind}", f"hydra.run.dir={run}", env={"OMP_NUM_THREADS": "2"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((run / "metrics.json").read_text())["test/acc"] >= 0.90
 
@@ -151,8 +174,7 @@ def test_corrupt_labels_changes_exactly_round_p_n_to_other_classes() -> None:
 
 
 @pytest.mark.parametrize("val_source", ["holdout", "seed_overlap"])
-def test_label_noise_touches_only_the_training_pool(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                    val_source: str) -> None:
+def test_label_noise_touches_only_the_training_pool(tmp_path: Path, caplog: pytest.LogCaptureFixture, val_source: str) -> None:
     overrides = [*TINY, f"data.val_source={val_source}"]
     clean = build_datamodule(compose_cfg(tmp_path / "clean", overrides))
     clean.setup("fit")
@@ -163,8 +185,7 @@ def test_label_noise_touches_only_the_training_pool(tmp_path: Path, caplog: pyte
     assert changed == round(0.3 * 256) == 77
     assert torch.equal(noisy.val_y, clean.val_y) and torch.equal(noisy.test_y, clean.test_y)
     assert torch.equal(noisy.train_x, clean.train_x)
-    assert any(r.getMessage().startswith("data: ") and r.getMessage().endswith("label_noise=0.3 changed=77")
-               for r in caplog.records)
+    assert any(r.getMessage().startswith("data: ") and r.getMessage().endswith("label_noise=0.3 changed=77") for r in caplog.records)
 
 
 def test_label_noise_sweep_is_named() -> None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from resattn.config import compose
 from resattn.data import KerasAugment, NoAugment, StandardAugment
 from resattn.data.augment import affine_grid
 from resattn.errors import ConfigError
@@ -210,28 +211,35 @@ def test_same_seed_same_batch_different_seed_different_batch(aug):
 # ------------------------------------------------------------------------------------ config
 
 
-def test_invalid_arguments_raise_config_errors():
-    with pytest.raises(ConfigError, match="augment.zoom"):
-        KerasAugment(zoom=(1.2, 0.8))
-    with pytest.raises(ConfigError, match="augment.zoom"):
-        KerasAugment(zoom=0.2)
-    with pytest.raises(ConfigError, match="augment.interpolation='bicubic'"):
-        KerasAugment(interpolation="bicubic")
-    with pytest.raises(ConfigError, match="augment.width_shift"):
-        KerasAugment(width_shift=1.5)
-    with pytest.raises(ConfigError, match="augment.rotation"):
-        KerasAugment(rotation=-5)
-    with pytest.raises(ConfigError, match="augment.fill_mode"):
-        KerasAugment(fill_mode="wrap")
-    with pytest.raises(ConfigError, match="augment.padding"):
-        StandardAugment(padding=-1)
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["augment.zoom=[1.2,0.8]"], "augment.zoom=[1.2, 0.8]: out of range; expected a pair [lo, hi] of zoom factors"),
+        (["augment.zoom=0.2"], "augment.zoom"),
+        (["augment.interpolation=bicubic"], "augment.interpolation='bicubic': not supported; expected one of bilinear, nearest"),
+        (["augment.width_shift=1.5"], "augment.width_shift=1.5: out of range"),
+        (["augment.rotation=-5"], "augment.rotation=-5.0: out of range"),
+        (["augment.fill_mode=wrap"], "augment.fill_mode='wrap': not supported"),
+        (["augment=standard", "augment.padding=-1"], "augment.padding=-1: out of range; expected an integer >= 0"),
+        (["augment=standard", "augment.rotation=5"], "no key rotation in augment; allowed: padding, horizontal_flip"),
+    ],
+)
+def test_invalid_augment_config_is_one_config_error(overrides, message):
+    from resattn.validation import check_config
+
+    with pytest.raises(ConfigError) as info:
+        check_config(compose("train", ["debug=smoke", "augment=keras", *overrides]))
+    assert message in str(info.value)
 
 
 def test_augment_configs_instantiate():
-    keras = instantiate(OmegaConf.load(CONF / "augment" / "keras.yaml"))
+    def group(name: str) -> Any:
+        return instantiate(compose("train", [f"augment={name}"]).augment)
+
+    keras = group("keras")
     assert isinstance(keras, KerasAugment)
     assert (keras.rotation, keras.width_shift, keras.height_shift, keras.zoom) == (20.0, 0.2, 0.2, (0.8, 1.2))
     assert keras.horizontal_flip and keras.interpolation == "bilinear" and keras.fill_mode == "nearest"
-    standard = instantiate(OmegaConf.load(CONF / "augment" / "standard.yaml"))
+    standard = group("standard")
     assert isinstance(standard, StandardAugment) and standard.padding == 4 and standard.horizontal_flip
-    assert isinstance(instantiate(OmegaConf.load(CONF / "augment" / "none.yaml")), NoAugment)
+    assert isinstance(group("none"), NoAugment)

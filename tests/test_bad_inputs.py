@@ -40,83 +40,150 @@ T = tuple(TINY)
 NEW = ("hydra.run.dir={new}",)
 CASES = [
     # ---------------------------------------------------------------------------------------- config values
-    Case("type_int", (*T, "trainer.max_epochs=abc", *NEW),
-         ("trainer.max_epochs='abc': wrong type (str); expected an integer >= 1",)),
-    Case("type_float_for_int", (*T, "data.batch_size=1.5", *NEW),
-         ("data.batch_size=1.5: wrong type (float); expected an integer >= 1",)),
+    Case("type_int", (*T, "trainer.max_epochs=abc", *NEW), ("trainer.max_epochs='abc': wrong type (str); expected an integer >= 1",)),
+    Case("type_float_for_int", (*T, "data.batch_size=1.5", *NEW), ("data.batch_size=1.5: wrong type (float); expected an integer >= 1",)),
     Case("lr_not_positive", (*T, "optimizer.lr=-0.1", *NEW), ("optimizer.lr=-0.1: out of range; expected a finite number > 0",)),
-    Case("dropout_range", (*T, "regularization.dropout=1.0", *NEW),
-         ("regularization.dropout=1.0: out of range; expected a finite number >= 0 and < 1",)),
+    Case(
+        "dropout_range",
+        (*T, "regularization.dropout=1.0", *NEW),
+        ("regularization.dropout=1.0: out of range; expected a finite number >= 0 and < 1",),
+    ),
     Case("epochs_zero", (*T, "trainer.max_epochs=0", *NEW), ("trainer.max_epochs=0: out of range",)),
-    Case("enum_val_source", (*T, "data.val_source=leaky", *NEW),
-         ("data.val_source='leaky': not supported; expected one of holdout, seed_overlap",)),
-    Case("optimized_metric", (*T, "optimized_metric=val/accuracy", *NEW),
-         ("optimized_metric='val/accuracy': not a metric this run produces; allowed: val/acc_best",)),
-    Case("monitor_metric", (*T, "callbacks.early_stopping.monitor=val/accuracy", *NEW),
-         ("callbacks.early_stopping.monitor='val/accuracy': not supported; expected one of val/acc",)),
+    Case(
+        "enum_val_source",
+        (*T, "data.val_source=leaky", *NEW),
+        ("data.val_source='leaky': not supported; expected one of holdout, seed_overlap",),
+    ),
+    Case(
+        "optimized_metric",
+        (*T, "optimized_metric=val/accuracy", *NEW),
+        ("optimized_metric='val/accuracy': not a metric this run produces; allowed: val/acc_best",),
+    ),
+    Case(
+        "monitor_metric",
+        (*T, "callbacks.early_stopping.monitor=val/accuracy", *NEW),
+        ("callbacks.early_stopping.monitor='val/accuracy': not supported; expected one of val/acc",),
+    ),
     Case("unknown_group_option", (*T, "optimizer=adamx", *NEW), ("Could not find 'optimizer/adamx'", "adam adamw sgd")),
     Case("unknown_key", (*T, "data.batchsize=3", *NEW), ("Could not override 'data.batchsize'",)),
-    Case("sizes_vs_dataset", ("data=cifar10", "data.train_size=48000", *NEW),
-         ("data.train_size=48000 + data.val_size=5000: out of range", "<= 50000")),
-    Case("batch_vs_train_size", (*T, "data.batch_size=512", *NEW),
-         ("data.batch_size=512: out of range; expected <= data.train_size=256",)),
+    Case("type_at_composition", (*T, "data.batch_size=abc", *NEW), ("data.batch_size='abc': wrong type (str); expected an integer >= 1",)),
+    Case(
+        "key_of_another_target",
+        (*T, "optimizer=adam", "optimizer.momentum=0.9", *NEW),
+        ("no key momentum in optimizer; allowed: lr, betas, eps, weight_decay",),
+    ),
+    Case(
+        "sizes_vs_dataset",
+        ("data=cifar10", "data.train_size=48000", *NEW),
+        ("data.train_size=48000 + data.val_size=5000: out of range", "<= 50000"),
+    ),
+    Case("batch_vs_train_size", (*T, "data.batch_size=512", *NEW), ("data.batch_size=512: out of range; expected <= data.train_size=256",)),
     # ------------------------------------------------------------------------------------------------- data
     Case("no_data_found", ("data=cifar10", "data.root={base}/data/empty", *NEW), ("data.root=", "no CIFAR-10 data found")),
-    Case("data_root_missing", ("data=cifar10", "data.source=npz", "data.root={base}/nowhere", *NEW),
-         ("data.root=", "nowhere: no such directory",)),
-    Case("labels_out_of_range", (*T, "data=cifar10", "data.source=npz", "data.root={base}/data/bad_labels", *NEW),
-         ("bad_labels/cifar10.npz: y_train has labels in [0, 12]; expected class indices 0..9",), early=False),
-    Case("missing_array_key", (*T, "data=cifar10", "data.source=npz", "data.root={base}/data/missing_key", *NEW),
-         ("missing_key/cifar10.npz: missing key(s) y_test",), early=False),
+    Case(
+        "data_root_missing",
+        ("data=cifar10", "data.source=npz", "data.root={base}/nowhere", *NEW),
+        (
+            "data.root=",
+            "nowhere: no such directory",
+        ),
+    ),
+    Case(
+        "labels_out_of_range",
+        (*T, "data=cifar10", "data.source=npz", "data.root={base}/data/bad_labels", *NEW),
+        ("bad_labels/cifar10.npz: y_train has labels in [0, 12]; expected class indices 0..9",),
+        early=False,
+    ),
+    Case(
+        "missing_array_key",
+        (*T, "data=cifar10", "data.source=npz", "data.root={base}/data/missing_key", *NEW),
+        ("missing_key/cifar10.npz: missing key(s) y_test",),
+        early=False,
+    ),
     # ------------------------------------------------------------------------------------------ checkpoints
-    Case("ckpt_missing", (*T, "ckpt_path={base}/nope.ckpt", *NEW), ("ckpt_path=", "nope.ckpt: no such file or directory",)),
-    Case("ckpt_truncated", (*T, "ckpt_path={base}/ckpts/truncated.ckpt", *NEW),
-         ("truncated.ckpt: unreadable or truncated checkpoint",)),
-    Case("ckpt_not_resattn", (*T, "ckpt_path={base}/ckpts/foreign.ckpt", *NEW),
-         ("foreign.ckpt: not a resattn checkpoint",)),
-    Case("ckpt_other_model", (*T, "ckpt_path={base}/run/checkpoints/last.ckpt", "model.width=8", *NEW),
-         ("incompatible model: net.stem.0.weight is (4, 3, 5, 5) in the checkpoint but (8, 3, 5, 5)",
-          "model.width (checkpoint 4, now 8)")),
+    Case(
+        "ckpt_missing",
+        (*T, "ckpt_path={base}/nope.ckpt", *NEW),
+        (
+            "ckpt_path=",
+            "nope.ckpt: no such file or directory",
+        ),
+    ),
+    Case("ckpt_truncated", (*T, "ckpt_path={base}/ckpts/truncated.ckpt", *NEW), ("truncated.ckpt: unreadable or truncated checkpoint",)),
+    Case("ckpt_not_resattn", (*T, "ckpt_path={base}/ckpts/foreign.ckpt", *NEW), ("foreign.ckpt: not a resattn checkpoint",)),
+    Case(
+        "ckpt_other_model",
+        (*T, "ckpt_path={base}/run/checkpoints/last.ckpt", "model.width=8", *NEW),
+        ("incompatible model: net.stem.0.weight is (4, 3, 5, 5) in the checkpoint but (8, 3, 5, 5)", "model.width (checkpoint 4, now 8)"),
+    ),
     # ----------------------------------------------------------------------------------------------- resume
-    Case("resume_missing_dir", ("resume={base}/nowhere",), ("resume=", "nowhere: no such run directory",)),
+    Case(
+        "resume_missing_dir",
+        ("resume={base}/nowhere",),
+        (
+            "resume=",
+            "nowhere: no such run directory",
+        ),
+    ),
     Case("resume_without_checkpoint", ("resume={base}/data/empty",), ("checkpoints/last.ckpt not found",)),
     Case("resume_bad_value", ("resume={run}", "optimizer.lr=abc"), ("optimizer.lr='abc': wrong type (str)",)),
-    Case("resume_other_model", ("resume={run}", "model.width=8"),
-         ("incompatible model: net.stem.0.weight is (4, 3, 5, 5) in the checkpoint but (8, 3, 5, 5)",
-          "model.width (checkpoint 4, now 8)", "a resumed run keeps its model")),
+    Case(
+        "resume_other_model",
+        ("resume={run}", "model.width=8"),
+        (
+            "incompatible model: net.stem.0.weight is (4, 3, 5, 5) in the checkpoint but (8, 3, 5, 5)",
+            "model.width (checkpoint 4, now 8)",
+            "a resumed run keeps its model",
+        ),
+    ),
     Case("resume_and_ckpt_path", ("resume={run}", "ckpt_path={base}/run/checkpoints/last.ckpt"), ("both given",)),
-    Case("resume_corrupt_overrides", ("resume={run}",), (".hydra/overrides.yaml is empty or corrupt",),
-         run_copy="empty_overrides"),
-    Case("resume_truncated_checkpoint", ("resume={run}",), ("last.ckpt: unreadable or truncated checkpoint",),
-         run_copy="truncated_last"),
+    Case("resume_corrupt_overrides", ("resume={run}",), (".hydra/overrides.yaml is empty or corrupt",), run_copy="empty_overrides"),
+    Case("resume_truncated_checkpoint", ("resume={run}",), ("last.ckpt: unreadable or truncated checkpoint",), run_copy="truncated_last"),
     # Passes every early check; fails when the data loads, after Hydra rewrote .hydra/ (which is restored).
-    Case("resume_bad_data_late", ("resume={run}", "data=cifar10", "data.source=npz", "data.root={base}/data/bad_labels"),
-         ("y_train has labels in [0, 12]",), early=False),
+    Case(
+        "resume_bad_data_late",
+        ("resume={run}", "data=cifar10", "data.source=npz", "data.root={base}/data/bad_labels"),
+        ("y_train has labels in [0, 12]",),
+        early=False,
+    ),
     # A config that diverges (simulated: NaN weights from epoch 0 on) is stopped with its own exit status.
-    Case("diverges", (*T, "trainer.max_epochs=2", "+callbacks.poison._target_=tests.test_reliability.PoisonAtEpoch",
-                      "+callbacks.poison.epoch=0", *NEW),
-         ("training diverged at epoch 0 (train/loss=nan", "last good checkpoint: none", "lower optimizer.lr"),
-         early=False, code=3),
+    Case(
+        "diverges",
+        (*T, "trainer.max_epochs=2", "+callbacks.poison._target_=tests.test_reliability.PoisonAtEpoch", "+callbacks.poison.epoch=0", *NEW),
+        ("training diverged at epoch 0 (train/loss=nan", "last good checkpoint: none", "lower optimizer.lr"),
+        early=False,
+        code=3,
+    ),
     # ------------------------------------------------------------------------------------------------- eval
     Case("eval_no_checkpoint", NEW, ("ckpt_path=null: a checkpoint is required",), script="eval.py"),
-    Case("eval_truncated", ("ckpt_path={base}/ckpts/truncated.ckpt", *NEW), ("unreadable or truncated checkpoint",),
-         script="eval.py"),
+    Case("eval_truncated", ("ckpt_path={base}/ckpts/truncated.ckpt", *NEW), ("unreadable or truncated checkpoint",), script="eval.py"),
     Case("eval_dir_without_checkpoints", ("ckpt_path={base}/data/empty", *NEW), ("no checkpoints in",), script="eval.py"),
-    Case("eval_bad_value", ("ckpt_path={base}/run", "data.eval_batch_size=0", *NEW),
-         ("data.eval_batch_size=0: out of range; expected an integer >= 1",), script="eval.py"),
+    Case(
+        "eval_bad_value",
+        ("ckpt_path={base}/run", "data.eval_batch_size=0", *NEW),
+        ("data.eval_batch_size=0: out of range; expected an integer >= 1",),
+        script="eval.py",
+    ),
 ]
 
 
 def _tree_hash(root: Path) -> dict[str, str]:
     """Relative path -> content hash of every file under ``root``."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() or p.is_symlink()
+    }
 
 
 def _npz(path: Path, drop: str = "", bad_label: bool = False) -> None:
     rng = np.random.default_rng(0)
-    arrays = {"x_train": rng.integers(0, 256, (400, 32, 32, 3), dtype=np.uint8), "y_train": np.arange(400) % 10,
-              "x_test": rng.integers(0, 256, (100, 32, 32, 3), dtype=np.uint8), "y_test": np.arange(100) % 10}
+    arrays = {
+        "x_train": rng.integers(0, 256, (400, 32, 32, 3), dtype=np.uint8),
+        "y_train": np.arange(400) % 10,
+        "x_test": rng.integers(0, 256, (100, 32, 32, 3), dtype=np.uint8),
+        "y_test": np.arange(100) % 10,
+    }
     if bad_label:
         arrays["y_train"][7] = 12
     arrays.pop(drop, None)
@@ -189,6 +256,11 @@ def test_bad_input(catalogue: dict[str, Any], case: Case) -> None:
 
 
 def test_full_error_shows_traceback(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "train.py", "trainer.max_epochs=abc", f"hydra.run.dir={tmp_path / 'new'}"],
-                            cwd=REPO, env={**os.environ, "HYDRA_FULL_ERROR": "1"}, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "train.py", "trainer.max_epochs=abc", f"hydra.run.dir={tmp_path / 'new'}"],
+        cwd=REPO,
+        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0 and "Traceback" in result.stderr and "trainer.max_epochs='abc'" in result.stderr

@@ -13,8 +13,7 @@ from PIL import Image
 from tests.conftest import TINY, run_script
 
 # scale=cpu shrinks both experiments to 2 epochs of the generated data set.
-COMMON = [*[a for a in TINY if not a.startswith("trainer.max_epochs")], "scale=cpu", "scale.max_epochs=2",
-          "scale.width=4", "test=true"]
+COMMON = [*[a for a in TINY if not a.startswith("trainer.max_epochs")], "scale=cpu", "scale.max_epochs=2", "scale.width=4", "test=true"]
 EXPERIMENTS = ("seed_sgd_base", "seed_adam_base")
 
 

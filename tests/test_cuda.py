@@ -24,8 +24,7 @@ from resattn.data.loader import TrainLoader
 from tests.conftest import TINY, compose_cfg, run_script
 from tests.test_train import straight_and_resumed
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 GPU = [*TINY, "trainer.accelerator=gpu", "trainer.devices=1"]
 

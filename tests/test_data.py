@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from resattn.config import compose
 from resattn.data import CIFAR10DataModule, EpochBatchSampler, KerasAugment, StandardAugment, TrainLoader
 from resattn.errors import ConfigError, DataError
 
@@ -217,8 +217,9 @@ def test_synthetic_sizes_determinism_and_disjointness(caplog):
     with caplog.at_level(logging.INFO, logger=LOG_NAME):
         a = synthetic_dm()
         a.setup()
-    assert ("data: source=synthetic train=512 val=128 test=128 overlap(train,val)=0 overlap(train,test)=0 "
-            "label_noise=0 changed=0") in caplog.text
+    assert (
+        "data: source=synthetic train=512 val=128 test=128 overlap(train,val)=0 overlap(train,test)=0 label_noise=0 changed=0"
+    ) in caplog.text
     b, c = synthetic_dm(), synthetic_dm(synthetic_seed=1)
     b.setup()
     c.setup()
@@ -248,7 +249,6 @@ def test_synthetic_is_learnable_by_a_tiny_net():
 
 
 def test_synthetic_config_composes_and_instantiates():
-    from resattn.config import compose
 
     cfg = compose("train", ["data=synthetic", "augment=standard"])
     dm = instantiate(cfg.data, augment=instantiate(cfg.augment))
@@ -263,7 +263,7 @@ def test_synthetic_config_composes_and_instantiates():
 
 
 def test_cifar10_config_defaults():
-    cfg = OmegaConf.load(CONF / "data" / "cifar10.yaml")
+    cfg = compose("train", ["data=cifar10"]).data
     assert cfg._target_ == "resattn.data.CIFAR10DataModule"
     assert (cfg.source, cfg.train_size, cfg.val_size, cfg.test_size) == ("auto", 30000, 5000, None)
     assert (cfg.val_source, cfg.normalization, cfg.device_resident) == ("holdout", "pool", "auto")
@@ -477,9 +477,7 @@ def test_lightning_epochs_hooks_and_mid_epoch_resume(tmp_path):
     assert (state["epoch"], state["batches_served"]) == (1, 3)
 
     resumed = []
-    _trainer(tmp_path / "c", enable_checkpointing=False).fit(
-        _Recorder.make(resumed, []), datamodule=dm(), ckpt_path=str(path)
-    )
+    _trainer(tmp_path / "c", enable_checkpointing=False).fit(_Recorder.make(resumed, []), datamodule=dm(), ckpt_path=str(path))
     assert resumed == full[11:]
 
 
@@ -544,27 +542,38 @@ def test_sizes_too_large_for_the_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kw, pattern",
+    "overrides, message",
     [
-        ({"source": "web"}, "data.source='web' is not supported; allowed: auto, npz, torchvision, synthetic"),
-        ({"val_source": "random"}, "data.val_source='random' is not supported; allowed: holdout, seed_overlap"),
-        ({"normalization": "batch"}, "data.normalization='batch' is not supported; allowed: pool, seed"),
-        ({"device_resident": "maybe"}, "data.device_resident='maybe' is not supported; allowed: auto, true, false"),
-        ({"train_size": 0}, "data.train_size=0 must be an integer >= 1"),
-        ({"val_size": -5}, "data.val_size=-5 must be an integer >= 1"),
-        ({"test_size": 0}, "data.test_size=0 must be an integer >= 1 or null"),
-        ({"batch_size": 0}, "data.batch_size=0 must be an integer >= 1"),
-        ({"eval_batch_size": 1.5}, "data.eval_batch_size=1.5 must be an integer >= 1"),
-        ({"train_size": 46000}, r"data.train_size=46000 \+ data.val_size=5000 > 50000"),
-        ({"train_size": 50001, "val_source": "seed_overlap"}, "exceeds the 50000 CIFAR-10 training images"),
-        ({"test_size": 10001}, "data.test_size=10001 exceeds the 10000 CIFAR-10 test images"),
-        ({"val_size": 600, "train_size": 500, "val_source": "seed_overlap"}, "data.val_size=600 > data.train_size=500"),
-        ({"batch_size": 600, "train_size": 500}, "data.batch_size=600 > data.train_size=500"),
+        (["data.source=web"], "data.source='web': not supported; expected one of auto, npz, torchvision, synthetic"),
+        (["data.val_source=random"], "data.val_source='random': not supported; expected one of holdout, seed_overlap"),
+        (["data.normalization=batch"], "data.normalization='batch': not supported; expected one of pool, seed"),
+        (["data.device_resident=maybe"], "data.device_resident='maybe': not supported; expected one of auto, True, False"),
+        (["data.train_size=0"], "data.train_size=0: out of range; expected an integer >= 1"),
+        (["data.val_size=-5"], "data.val_size=-5: out of range; expected an integer >= 1"),
+        (["data.test_size=0"], "data.test_size=0: out of range; expected an integer >= 1 or null"),
+        (["data.batch_size=0"], "data.batch_size=0: out of range; expected an integer >= 1"),
+        (["data.eval_batch_size=1.5"], "data.eval_batch_size=1.5: wrong type (float); expected an integer >= 1"),
+        (["data.seed=null"], "data.seed=None: missing value; expected an integer in [0, 4294967295]"),
+        (["data=cifar10", "data.train_size=46000"], "data.train_size=46000 + data.val_size=5000: out of range"),
+        (
+            ["data=cifar10", "data.train_size=50001", "data.val_source=seed_overlap"],
+            "data.train_size=50001: out of range; CIFAR-10 has 50000 training images",
+        ),
+        (["data=cifar10", "data.test_size=10001"], "data.test_size=10001: out of range; CIFAR-10 has 10000 test images"),
+        (
+            ["data.val_size=600", "data.train_size=500", "data.val_source=seed_overlap"],
+            "data.val_size=600: out of range; with data.val_source=seed_overlap it must be <= data.train_size=500",
+        ),
+        (["data.batch_size=600", "data.train_size=500"], "data.batch_size=600: out of range; expected <= data.train_size=500"),
     ],
 )
-def test_invalid_config_fails_early(kw, pattern):
-    with pytest.raises(ConfigError, match=pattern):
-        CIFAR10DataModule(**kw)
+def test_invalid_config_fails_early(overrides, message):
+    """Every data value is checked when the config is composed and validated, before the module is built."""
+    from resattn.validation import check_config
+
+    with pytest.raises(ConfigError) as info:
+        check_config(compose("train", ["debug=smoke", *overrides]))
+    assert message in str(info.value)
 
 
 def test_env_var_sets_the_default_root(tmp_path, monkeypatch):
@@ -582,7 +591,6 @@ def test_make_train_downloads_only_without_a_local_copy_and_offline_names_the_np
 
     import torchvision
 
-    from resattn.config import compose
     from resattn.validation import check_config
 
     sys.path.insert(0, str(REPO))

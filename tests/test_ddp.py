@@ -29,8 +29,9 @@ def _single_process_eval(ckpt: Path) -> dict[str, float]:
     module = ResAttnModule(cfg)
     module.load_state_dict(stored["state_dict"])
     datamodule = build_datamodule(OmegaConf.create(cfg))
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                         enable_checkpointing=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False
+    )
     results = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     results.update(trainer.test(module, datamodule=datamodule, verbose=False)[0])
     return results
@@ -60,8 +61,9 @@ def test_ddp_metrics_have_single_process_keys_and_global_values(ddp_run: Path, t
     ddp = json.loads((ddp_run / "metrics.json").read_text())
     single = train(compose_cfg(tmp_path / "single", SMALL))
     assert set(ddp) == set(json.loads((tmp_path / "single" / "metrics.json").read_text()))
-    assert {k: type(v) for k, v in ddp.items()} == {k: type(v) for k, v in json.loads(
-        (tmp_path / "single" / "metrics.json").read_text()).items()}
+    assert {k: type(v) for k, v in ddp.items()} == {
+        k: type(v) for k, v in json.loads((tmp_path / "single" / "metrics.json").read_text()).items()
+    }
     assert single["global_step"] == 2 * ddp["global_step"]
     # Logged val/test metrics are the global values: equal to one process evaluating rank 0's checkpoint.
     reference = _single_process_eval(ddp_run / ddp["best_ckpt"])
@@ -74,8 +76,7 @@ def test_ddp_metrics_have_single_process_keys_and_global_values(ddp_run: Path, t
 
 def test_ddp_test_set_is_sharded_across_ranks(ddp_run: Path) -> None:
     """Each rank counted the images it evaluated: disjoint halves that add up to the test set."""
-    counts = dict(re.findall(r"test: rank (\d) of 2 evaluated (\d+) of %d images" % TEST,
-                             (ddp_run / "train.log").read_text()))
+    counts = dict(re.findall(r"test: rank (\d) of 2 evaluated (\d+) of %d images" % TEST, (ddp_run / "train.log").read_text()))
     assert counts == {"0": str(TEST // 2), "1": str(TEST // 2)}
 
 
@@ -99,9 +100,11 @@ def test_ddp_resume_matches_the_uninterrupted_run(tmp_path: Path) -> None:
     """Every rank's RNG state is checkpointed: ranks draw their own dropout masks and resume them exactly."""
     common = [*TINY, *DDP, "regularization.dropout=0.4", "test=false"]
     straight, part = tmp_path / "straight", tmp_path / "part"
-    for args in ([*common, "trainer.max_epochs=2", f"hydra.run.dir={straight}"],
-                 [*common, "trainer.max_epochs=1", f"hydra.run.dir={part}"],
-                 [f"resume={part}", "trainer.max_epochs=2"]):
+    for args in (
+        [*common, "trainer.max_epochs=2", f"hydra.run.dir={straight}"],
+        [*common, "trainer.max_epochs=1", f"hydra.run.dir={part}"],
+        [f"resume={part}", "trainer.max_epochs=2"],
+    ):
         proc = run_script("train.py", *args)
         assert proc.returncode == 0, proc.stderr[-4000:]
     saved = torch.load(part / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
@@ -133,8 +136,7 @@ def test_ddp_inside_multirun_runs_each_job_with_its_own_ranks(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr[-4000:]
     with open(sweep_dir / "summary.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["job"], r["status"], r["regularization.dropout"]) for r in rows] == [("0", "ok", "0.0"),
-                                                                                  ("1", "ok", "0.4")]
+    assert [(r["job"], r["status"], r["regularization.dropout"]) for r in rows] == [("0", "ok", "0.0"), ("1", "ok", "0.4")]
     for row in rows:
         job = Path(row["dir"])
         assert json.loads((job / "metrics.json").read_text())["global_step"] == TRAIN // (BATCH * 2)
@@ -146,10 +148,10 @@ def test_ddp_inside_multirun_runs_each_job_with_its_own_ranks(tmp_path: Path) ->
 
 
 def test_ddp_in_parallel_launcher_is_one_clear_error(tmp_path: Path) -> None:
-    proc = run_script("train.py", "-m", "hydra/launcher=joblib", *SMALL, *DDP, "regularization.dropout=0.0,0.4",
-                      f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    proc = run_script(
+        "train.py", "-m", "hydra/launcher=joblib", *SMALL, *DDP, "regularization.dropout=0.0,0.4", f"hydra.sweep.dir={tmp_path / 'sweep'}"
+    )
     assert proc.returncode == 2
-    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
-        proc.stderr.strip().splitlines()[-1]]
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [proc.stderr.strip().splitlines()[-1]]
     assert "hydra/launcher=joblib" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "sweep" / "0").exists()

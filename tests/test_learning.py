@@ -43,10 +43,18 @@ def test_short_real_data_run_beats_chance(tmp_path: Path) -> None:
     """Width 8, 5,000 real images, 3 epochs: far above chance (0.10) on all 10,000 test images."""
     run = tmp_path / "real"
     result = run_script(
-        "train.py", "experiment=improved", "model.width=8", "data.train_size=5000", "data.batch_size=128",
-        "optimizer.lr=0.1", "trainer.max_epochs=3", f"data.root={CIFAR_DIR}", "callbacks.progress_bar.refresh_rate=0",
+        "train.py",
+        "experiment=improved",
+        "model.width=8",
+        "data.train_size=5000",
+        "data.batch_size=128",
+        "optimizer.lr=0.1",
+        "trainer.max_epochs=3",
+        f"data.root={CIFAR_DIR}",
+        "callbacks.progress_bar.refresh_rate=0",
         f"hydra.run.dir={run}",
-        env={"OMP_NUM_THREADS": "2"}, timeout=600,
+        env={"OMP_NUM_THREADS": "2"},
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = _metrics(run)

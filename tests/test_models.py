@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,8 +25,9 @@ from torch import nn
 from resattn.config import compose
 from resattn.errors import ConfigError
 from resattn.factory import build_model
-from resattn.models import AttentionModule, KerasSameConv2d, ResidualAttentionNet, combine
+from resattn.models import AttentionModule, KerasSameConv2d, combine
 from resattn.summary import count_params
+from resattn.validation import check_config
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("attention56_mini", "attention56_mini_paper", "attention56", "attention92")
@@ -64,9 +64,7 @@ def build(variant: str = "attention56_mini", regularization: str = "none", *, me
 def test_field_assignment_equals_cli_override():
     overrides = ["model=attention56", "regularization=seed", "model.width=4", "model.attention=nal", "model.trunk_depth=2"]
     via_cli = OmegaConf.to_container(compose("train", overrides).model, resolve=True)
-    via_fields = OmegaConf.to_container(
-        model_cfg("attention56", "seed", width=4, attention="nal", trunk_depth=2).model, resolve=True
-    )
+    via_fields = OmegaConf.to_container(model_cfg("attention56", "seed", width=4, attention="nal", trunk_depth=2).model, resolve=True)
     assert via_cli == via_fields
 
 
@@ -115,7 +113,9 @@ NOTES_VARIANTS = {
     "attention56_mini_paper": (False, True, 1, [_RU1, ("AM", 2), _RU2s, ("AM", 1), ("AM", 1), _RU4, _RU4, _RU4]),
     "attention56": (True, False, 4, [_RU1, ("AM", 2), _RU2s, ("AM", 1), _RU4s, ("AM", 1), _RU8, _RU8, _RU8]),
     "attention92": (
-        True, False, 4,
+        True,
+        False,
+        4,
         [_RU1, ("AM", 2), _RU2s, ("AM", 1), ("AM", 1), _RU4s, ("AM", 1), ("AM", 1), ("AM", 1), _RU8, _RU8, _RU8],
     ),
 }
@@ -183,8 +183,7 @@ def test_attention56_full_width_count_is_the_authors():
     ],
 )
 def test_param_counts_match_notes_formula_other_options(variant, attention, trunk_depth, num_classes):
-    model = build(variant, "seed", meta=True, width=16, attention=attention, trunk_depth=trunk_depth,
-                  num_classes=num_classes)
+    model = build(variant, "seed", meta=True, width=16, attention=attention, trunk_depth=trunk_depth, num_classes=num_classes)
     counts = count_params(model)
     assert (counts.total, counts.non_trainable) == _notes_count(variant, 16, True, attention, trunk_depth, num_classes)
 
@@ -510,8 +509,10 @@ def test_torch_compile_fullgraph_aot_eager():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("RESATTN_SLOW_TESTS"),
-                    reason="inductor on CPU: ~70 s cold on an idle 2-core machine, minutes when loaded; set RESATTN_SLOW_TESTS=1")
+@pytest.mark.skipif(
+    not os.environ.get("RESATTN_SLOW_TESTS"),
+    reason="inductor on CPU: ~70 s cold on an idle 2-core machine, minutes when loaded; set RESATTN_SLOW_TESTS=1",
+)
 def test_torch_compile_fullgraph_inductor():
     _compile_and_compare("inductor")
 
@@ -520,50 +521,33 @@ def test_torch_compile_fullgraph_inductor():
 # Bad config values
 
 
-def _config_error_from(exc: BaseException) -> ConfigError | None:
-    """The ConfigError itself or the one Hydra's ``instantiate`` wrapped (InstantiationException ``from`` it)."""
-    while exc is not None:
-        if isinstance(exc, ConfigError):
-            return exc
-        exc = exc.__cause__
-    return None
+def _check(overrides: list[str]) -> None:
+    """Compose and validate as ``train.py`` does before any work."""
+    check_config(compose("train", ["debug=smoke", *overrides]))
 
 
 @pytest.mark.parametrize(
     ("override", "key"),
     [
-        ("model.attention=foo", "model.attention"),
-        ("model.init=foo", "model.init"),
-        ("model.width=0", "model.width"),
-        ("regularization.dropout=1.0", "regularization.dropout"),
-        ("model.layout=[{type: foo}]", "model.layout"),
-        ("model.trunk_depth=0", "model.trunk_depth"),
+        ("model.attention=foo", "model.attention='foo': not supported"),
+        ("model.init=foo", "model.init='foo': not supported"),
+        ("model.width=0", "model.width=0: out of range"),
+        ("regularization.dropout=1.0", "regularization.dropout=1.0: out of range"),
+        ("regularization.dropout=-0.1", "regularization.dropout=-0.1: out of range"),
+        ("model.mask_activation=foo", "model.mask_activation='foo': not supported"),
+        ("model.trunk_depth=0", "model.trunk_depth=0: out of range"),
+        ("model.pool_kernel=32", "model.pool_kernel=32: out of range; the final feature map is 8x8"),
+        ("model.layout=[{type: foo}]", "model.layout[0].type='foo': not supported; expected one of unit, attention"),
+        ("model.layout=[{type: unit, width: 1}]", "model.layout[0] (unit) lacks out"),
+        ("model.layout=[{type: unit, width: 1, out: 4, stride: 0}]", "model.layout[0].stride=0: out of range"),
+        ("model.layout=[{type: unit, width: 1, out: 4}, {type: attention, skip: 0}]", "model.layout[1].skip=0: out of range"),
+        ("model.layout=[{type: attention, skip: 1, stride: 2}]", "model.layout[0] (attention) has unknown keys stride"),
+        ("model.layout=[{type: unit, width: 1, out: 4, bogus: 1}]", "no key bogus in block; allowed: type, width"),
+        ("model.width=abc", "model.width='abc': wrong type (str); expected an integer >= 1"),
     ],
 )
-def test_bad_config_values_raise_config_error(override, key):
-    cfg = compose("train", [override])
-    with pytest.raises(Exception) as info:
-        build_model(cfg)
-    err = _config_error_from(info.value)
-    assert err is not None, f"{override}: expected a ConfigError, got {info.value!r}"
-    assert key in str(err)
-    assert key in str(info.value)  # also in what the CLI prints
-
-
-def test_bad_values_raise_config_error_directly():
-    layout = [{"type": "unit", "width": 1, "out": 4}, {"type": "attention", "skip": 1}]
-    for kwargs, key in [
-        ({"attention": "foo"}, "model.attention"),
-        ({"init": "foo"}, "model.init"),
-        ({"width": 0}, "model.width"),
-        ({"dropout": 1.0}, "regularization.dropout"),
-        ({"dropout": -0.1}, "regularization.dropout"),
-        ({"pool_kernel": 32}, "model.pool_kernel"),
-        ({"layout": [{"type": "foo"}]}, "model.layout"),
-        ({"layout": [{"type": "unit", "width": 1}]}, r"model.layout[0] (unit) lacks out"),
-        ({"layout": [{"type": "unit", "width": 1, "out": 4, "stride": 0}]}, "model.layout[0].stride=0"),
-        ({"layout": [*layout, {"type": "attention", "skip": 0}]}, "model.layout[2].skip=0"),
-        ({"layout": [{"type": "attention", "skip": 1, "stride": 2}]}, "model.layout[0] (attention) has unknown keys stride"),
-    ]:
-        with pytest.raises(ConfigError, match=re.escape(key)):
-            ResidualAttentionNet(**{"layout": layout, "width": 2, **kwargs})
+def test_bad_model_config_is_one_config_error(override, key):
+    """Types fail at composition, ranges and layout rules in the validator: one ConfigError naming the key."""
+    with pytest.raises(ConfigError) as info:
+        _check([override])
+    assert key in str(info.value)

@@ -36,8 +36,7 @@ class SignalAtStep(pl.Callback):
         if not self.during_validation and trainer.global_step == self.step - 1:
             os.kill(os.getpid(), self.signum)
 
-    def on_validation_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int,
-                                  dataloader_idx: int = 0) -> None:
+    def on_validation_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         if self.during_validation and not trainer.sanity_checking and trainer.global_step == self.step and batch_idx == 1:
             os.kill(os.getpid(), self.signum)
 
@@ -66,8 +65,11 @@ def _assert_same_weights(a: Path, b: Path) -> None:
 
 
 def _signal_cb(step: int, signum: str = "SIGTERM") -> list[str]:
-    return ["+callbacks.stop._target_=tests.test_reliability.SignalAtStep", f"+callbacks.stop.step={step}",
-            f"+callbacks.stop.signum={signum}"]
+    return [
+        "+callbacks.stop._target_=tests.test_reliability.SignalAtStep",
+        f"+callbacks.stop.step={step}",
+        f"+callbacks.stop.signum={signum}",
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ signals
@@ -197,8 +199,9 @@ def test_kill9_at_random_moments_never_corrupts_last_ckpt(tmp_path: Path) -> Non
     for attempt in range(2):
         cmd = [f"resume={run}"] if last.exists() else [*args, f"hydra.run.dir={run}"]
         before = last.stat().st_mtime_ns if last.exists() else 0
-        proc = subprocess.Popen([sys.executable, "train.py", *cmd], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "train.py", *cmd], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         _wait(lambda before=before: last.exists() and last.stat().st_mtime_ns != before, 240, proc)
         if attempt == 0:  # kill while the next checkpoint is being written
             _wait(lambda: bool(_tmp_files(last.parent)), 120, proc)
@@ -221,8 +224,16 @@ def test_twenty_stop_resume_cycles_are_bitwise_identical(tmp_path: Path, monkeyp
     for plot in ("plot_curves", "plot_weight_histogram"):  # pictures are not under test here: save time
         monkeypatch.setattr(f"resattn.pipeline.{plot}", lambda *args, **kwargs: None)
     # 2 steps per epoch: the chain is about resume bookkeeping, not about how much is trained.
-    common = [*TINY, *SMALL, "data.train_size=32", "data.val_size=16", "regularization.dropout=0.3",
-              "callbacks.early_stopping=null", "logger.tensorboard=null", "callbacks.weight_histograms=null"]
+    common = [
+        *TINY,
+        *SMALL,
+        "data.train_size=32",
+        "data.val_size=16",
+        "regularization.dropout=0.3",
+        "callbacks.early_stopping=null",
+        "logger.tensorboard=null",
+        "callbacks.weight_histograms=null",
+    ]
     train(compose_cfg(tmp_path / "straight", [*common, "trainer.max_epochs=20"]))
     run = tmp_path / "chain"
     base = compose_cfg(run, common)

@@ -12,7 +12,9 @@ import torch
 
 from resattn.callbacks.plan import RunPlan
 from resattn.config import compose
-from resattn.scale import apply_scale
+from resattn.errors import ConfigError
+from resattn.scale import apply_scale, describe
+from resattn.validation.values import check_values
 from tests.conftest import TINY, run_script
 from tests.test_train import EXPERIMENTS
 
@@ -34,8 +36,12 @@ def test_cpu_scale_shrinks_model_and_length_keeps_data(experiment: str) -> None:
     for key in ("total_steps", "T_max"):  # schedules fitted to the run's length stay fitted to it
         if key in full_sched:
             assert sched[key] is None
-    if full.callbacks.early_stopping is not None:
-        assert abs(cpu.callbacks.early_stopping.patience - full.callbacks.early_stopping.patience * ratio) <= 0.5
+    if full.callbacks.early_stopping is not None:  # rescaled, floored at scale.min_patience, never raised
+        old, new = full.callbacks.early_stopping.patience, cpu.callbacks.early_stopping.patience
+        if old * ratio < cpu.scale.min_patience:
+            assert new == min(old, cpu.scale.min_patience)
+        else:
+            assert abs(new - old * ratio) <= 0.5
 
 
 def test_cpu_scale_of_the_study_schedule() -> None:
@@ -65,17 +71,87 @@ def test_scale_length_override_and_per_experiment_sizes() -> None:
 
 
 def test_plateau_patience_is_rescaled() -> None:
+    cfg = compose("train", ["scale=cpu", "scheduler=plateau", "trainer.max_epochs=60", "scale.max_epochs=30"])
+    apply_scale(cfg)
+    assert cfg.scheduler.scheduler.patience == 3  # 5 epochs of 60 -> 2.5 -> 3 of 30
     cfg = compose("train", ["scale=cpu", "scheduler=plateau", "trainer.max_epochs=60", "scale.max_epochs=20"])
     apply_scale(cfg)
-    assert cfg.scheduler.scheduler.patience == 2  # 5 epochs of 60 -> 2 of 20
+    assert cfg.scheduler.scheduler.patience == 3  # 5 of 60 -> 2 of 20, floored at scale.min_patience=3
+    cfg = compose("train", ["scale=cpu", "scheduler=plateau", "trainer.max_epochs=60", "scale.max_epochs=20", "scale.min_patience=1"])
+    apply_scale(cfg)
+    assert cfg.scheduler.scheduler.patience == 2  # plain rescaling
+
+
+def test_cpu_scale_floors_the_rescaled_patience_of_attention56() -> None:
+    cfg = compose("train", ["experiment=seed_attention56", "scale=cpu"])
+    changes = apply_scale(cfg)  # 100 -> 14 epochs: milestones 21/41/61/81 -> 2.94/5.74/8.54/11.34; patience 1.4
+    assert cfg.trainer.max_epochs == 14 and list(cfg.scheduler.scheduler.milestones) == [3, 6, 9, 11]
+    assert cfg.callbacks.early_stopping.patience == 3  # not 1: one noisy validation epoch would end the run
+    assert describe(cfg, changes) == (
+        "scale: cpu (model.width 32 -> 8; trainer.max_epochs 100 -> 14; "
+        "scheduler.scheduler.milestones [21, 41, 61, 81] -> [3, 6, 9, 11]; callbacks.early_stopping.patience 10 -> 3)"
+    )
+
+
+def test_min_patience_is_overridable_and_checked() -> None:
+    cfg = compose("train", ["experiment=seed_attention56", "scale=cpu", "scale.min_patience=1"])
+    changes = apply_scale(cfg)  # plain rescaling: 10 of 100 -> 1 of 14
+    assert cfg.callbacks.early_stopping.patience == 1 and "callbacks.early_stopping.patience 10 -> 1" in changes
+    cfg = compose("train", ["experiment=seed_attention56", "scale=cpu", "scale.min_patience=5"])
+    apply_scale(cfg)
+    assert cfg.callbacks.early_stopping.patience == 5
+    for bad in ("0", "-2"):
+        cfg = compose("train", ["experiment=seed_attention56", "scale=cpu", f"scale.min_patience={bad}"])
+        apply_scale(cfg)
+        with pytest.raises(ConfigError, match=f"scale.min_patience={bad}: out of range; expected an integer >= 1"):
+            check_values(cfg)
+    with pytest.raises(ConfigError, match="scale.min_patience=2.5: wrong type"):
+        compose("train", ["scale=cpu", "scale.min_patience=2.5"])
+
+
+def test_min_patience_never_raises_a_patience_above_its_own_value() -> None:
+    cfg = compose(
+        "train",
+        [
+            "experiment=seed_adam_base",
+            "scale=cpu",
+            "callbacks.early_stopping.patience=2",
+            "scheduler=plateau",
+            "scheduler.scheduler.patience=2",
+        ],
+    )
+    changes = apply_scale(cfg)  # 60 -> 24 epochs: 2 -> 0.8 -> 1, floored at 3, capped at 2
+    assert cfg.callbacks.early_stopping.patience == 2 and cfg.scheduler.scheduler.patience == 2
+    assert not [c for c in changes if "patience" in c]  # unchanged values are not reported
+    cfg = compose("train", ["experiment=seed_adam_base", "scale=cpu", "callbacks.early_stopping.patience=0"])
+    apply_scale(cfg)
+    assert cfg.callbacks.early_stopping.patience == 0
+
+
+def test_full_scale_keeps_attention56_and_rescales_without_a_floor() -> None:
+    cfg = compose("train", ["experiment=seed_attention56", "scale=full"])
+    before = cfg.copy()
+    assert cfg.scale.get("min_patience") is None  # no floor at full scale (absent or null)
+    assert apply_scale(cfg) == [] and cfg == before and cfg.callbacks.early_stopping.patience == 10
+    cfg = compose("train", ["experiment=seed_attention56", "scale=full", "scale.max_epochs=10"])
+    apply_scale(cfg)  # full scale has no min_patience: an explicit shortening rescales plainly, as before
+    assert cfg.callbacks.early_stopping.patience == 1
 
 
 def test_cpu_scale_through_train_py_prints_scale_and_plan_and_stores_scaled_config(tmp_path: Path) -> None:
     run = tmp_path / "run"
     # seed_adam_base at CPU scale on generated data: width 8, 60 -> 24 epochs, milestones and patience follow.
     small = [a for a in TINY if not a.startswith(("model.width", "trainer.max_epochs"))]
-    result = run_script("train.py", "experiment=seed_adam_base", "scale=cpu", *small, "scale.max_epochs=2",
-                        "data.train_size=512", "data.batch_size=32", f"hydra.run.dir={run}")
+    result = run_script(
+        "train.py",
+        "experiment=seed_adam_base",
+        "scale=cpu",
+        *small,
+        "scale.max_epochs=2",
+        "data.train_size=512",
+        "data.batch_size=32",
+        f"hydra.run.dir={run}",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout + result.stderr
     assert "scale: cpu (model.width 32 -> 8; trainer.max_epochs 60 -> 2; scheduler.scheduler.milestones [21, 51] -> [1, 2]" in out
@@ -90,8 +166,12 @@ def test_cpu_scale_through_train_py_prints_scale_and_plan_and_stores_scaled_conf
 
 def _fake_trainer(steps_per_epoch: int, epochs: int, device: str = "cpu") -> SimpleNamespace:
     return SimpleNamespace(
-        num_training_batches=steps_per_epoch, estimated_stepping_batches=steps_per_epoch * epochs, max_epochs=epochs,
-        global_step=0, limit_val_batches=1.0, datamodule=SimpleNamespace(batch_size=128, val_size=5000),
+        num_training_batches=steps_per_epoch,
+        estimated_stepping_batches=steps_per_epoch * epochs,
+        max_epochs=epochs,
+        global_step=0,
+        limit_val_batches=1.0,
+        datamodule=SimpleNamespace(batch_size=128, val_size=5000),
         strategy=SimpleNamespace(root_device=torch.device(device)),
     )
 

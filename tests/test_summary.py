@@ -37,7 +37,10 @@ def _rows(text: str) -> list[tuple[str, str, str, int]]:
 def attention56_cli_output() -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "resattn.summary", "model=attention56", "regularization=none"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -101,8 +104,7 @@ def test_summarize_leaves_model_untouched():
 
 def test_count_params_keras_convention():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Linear(4, 2))
-    assert count_params(model) == ParamCounts(total=(3 * 9 * 8 + 8) + 4 * 8 + (4 * 2 + 2), trainable=224 + 16 + 10,
-                                              non_trainable=16)
+    assert count_params(model) == ParamCounts(total=(3 * 9 * 8 + 8) + 4 * 8 + (4 * 2 + 2), trainable=224 + 16 + 10, non_trainable=16)
     model[2].weight.requires_grad_(False)  # frozen weights are non-trainable, like Keras
     assert count_params(model) == ParamCounts(total=266, trainable=242, non_trainable=24)
     no_stats = nn.BatchNorm2d(8, track_running_stats=False)

@@ -45,8 +45,7 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     (A value the config checks reject, such as dropout=1.5, stops the whole sweep before it starts instead.)
     """
     sweep_dir = tmp_path_factory.mktemp("grid") / "sweep"
-    proc = run_script("train.py", "-m", *SWEEP, "optimizer.lr=0.01,1e30,0.02", "regularization.l2=0,0.01",
-                      f"hydra.sweep.dir={sweep_dir}")
+    proc = run_script("train.py", "-m", *SWEEP, "optimizer.lr=0.01,1e30,0.02", "regularization.l2=0,0.01", f"hydra.sweep.dir={sweep_dir}")
     return sweep_dir, proc
 
 
@@ -56,8 +55,7 @@ def test_grid_summary_has_one_row_per_job_matching_metrics(grid: tuple[Path, obj
     assert [r["job"] for r in rows] == [str(i) for i in range(6)], proc.stderr[-3000:]
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == 4
-    assert {(r["optimizer.lr"], r["regularization.l2"]) for r in ok} == {
-        ("0.01", "0"), ("0.01", "0.01"), ("0.02", "0"), ("0.02", "0.01")}
+    assert {(r["optimizer.lr"], r["regularization.l2"]) for r in ok} == {("0.01", "0"), ("0.01", "0.01"), ("0.02", "0"), ("0.02", "0.01")}
     for row in ok:
         on_disk = _metrics(row["dir"])
         assert float(row["test/acc"]) == on_disk["test/acc"]
@@ -109,8 +107,7 @@ def test_report_cli_regenerates_the_same_summary(grid: tuple[Path, object]) -> N
 
 def test_optuna_sweep_runs_three_trials(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "optuna"
-    proc = run_script("train.py", "hparams_search=optuna", "hydra.sweeper.n_trials=3", *SWEEP,
-                      f"hydra.sweep.dir={sweep_dir}")
+    proc = run_script("train.py", "hparams_search=optuna", "hydra.sweeper.n_trials=3", *SWEEP, f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = _rows(sweep_dir)
     assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
@@ -132,13 +129,32 @@ def test_bad_sweep_value_stops_the_multirun_before_any_job(tmp_path: Path) -> No
     assert not sweep_dir.exists() and "Launching" not in proc.stdout
 
 
+def test_a_checkpoint_shared_by_the_jobs_is_checked_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preflight loads ``ckpt_path`` once for jobs that differ only in other keys, once per model otherwise."""
+    from resattn.preflight import preflight
+    from resattn.validation import inputs
+
+    loads: list[str] = []
+    monkeypatch.setattr(inputs, "_check_inputs", lambda cfg, task: loads.append(str(cfg.model.width)))
+    monkeypatch.setattr(inputs, "_CHECKED", set())
+    ckpt = tmp_path / "start.ckpt"
+    ckpt.write_bytes(b"stand-in: the loading itself is replaced")
+    preflight("train", ["-m", *TINY, f"ckpt_path={ckpt}", "optimizer.lr=0.1,0.2,0.3"])
+    assert loads == ["4"]
+    preflight("train", ["-m", *TINY, f"ckpt_path={ckpt}", "optimizer.lr=0.1,0.2", "model.width=4,8"])
+    assert loads == ["4", "8"]  # the width-4 jobs were checked already
+
+
 def test_jobs_of_a_multirun_are_enumerated_for_the_checks() -> None:
     from resattn.preflight import job_overrides
 
     assert job_overrides("train", ["optimizer.lr=0.1"]) == [["optimizer.lr=0.1"]]
     assert job_overrides("train", ["-m", "seed=1,2", "model.attention=arl,none"]) == [
-        ["seed=1", "model.attention=arl"], ["seed=1", "model.attention=none"],
-        ["seed=2", "model.attention=arl"], ["seed=2", "model.attention=none"]]
+        ["seed=1", "model.attention=arl"],
+        ["seed=1", "model.attention=none"],
+        ["seed=2", "model.attention=arl"],
+        ["seed=2", "model.attention=none"],
+    ]
     grid = job_overrides("train", ["hparams_search=label_noise"])  # sweeps from the config: -m implied
     assert len(grid) == 10 and ["hparams_search=label_noise", "data.label_noise=0.7", "model.attention=none"] in grid
     fixed = job_overrides("train", ["hparams_search=label_noise", "data.label_noise=0.3"])  # the command line wins
@@ -147,8 +163,7 @@ def test_jobs_of_a_multirun_are_enumerated_for_the_checks() -> None:
 
 def test_misnamed_optimized_metric_stops_sweep_before_training(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "bad"
-    proc = run_script("train.py", "hparams_search=optuna", "optimized_metric=val/acc_bset", *SWEEP,
-                      f"hydra.sweep.dir={sweep_dir}")
+    proc = run_script("train.py", "hparams_search=optuna", "optimized_metric=val/acc_bset", *SWEEP, f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors == [errors[0]] and "optimized_metric='val/acc_bset'" in errors[0] and "val/acc_best" in errors[0]
@@ -167,8 +182,7 @@ def _compose_with_hydra(overrides: list[str]):
 
 def test_named_sweeps_compose() -> None:
     grid = _compose_with_hydra(["hparams_search=dropout_l2"])
-    assert dict(grid.hydra.sweeper.params) == {"regularization.dropout": "0.0,0.2,0.4",
-                                               "regularization.l2": "0,1e-4,1e-2"}
+    assert dict(grid.hydra.sweeper.params) == {"regularization.dropout": "0.0,0.2,0.4", "regularization.l2": "0,1e-4,1e-2"}
     assert str(grid.hydra.mode) == "RunMode.MULTIRUN"  # -m is implied
     optuna = _compose_with_hydra(["hparams_search=optuna", "hydra.sweeper.n_trials=7"])
     assert optuna.hydra.sweeper._target_.endswith("OptunaSweeper")
@@ -181,13 +195,19 @@ def test_named_sweeps_compose() -> None:
 
 def test_joblib_parallel_jobs_get_their_own_dirs_and_logs(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "joblib"
-    proc = run_script("train.py", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *SWEEP,
-                      "regularization.dropout=0.0,0.4", f"hydra.sweep.dir={sweep_dir}")
+    proc = run_script(
+        "train.py",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        *SWEEP,
+        "regularization.dropout=0.0,0.4",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
     rows = _rows(sweep_dir)
-    assert [(r["job"], r["status"], r["regularization.dropout"]) for r in rows] == [("0", "ok", "0.0"),
-                                                                                  ("1", "ok", "0.4")]
+    assert [(r["job"], r["status"], r["regularization.dropout"]) for r in rows] == [("0", "ok", "0.0"), ("1", "ok", "0.4")]
     for row in rows:
         job = Path(row["dir"])
         # Lightning's CSV/TensorBoard output stays in its own job: its own hparams, one epoch of rows.
@@ -201,8 +221,15 @@ def test_joblib_parallel_jobs_get_their_own_dirs_and_logs(tmp_path: Path) -> Non
 
 def test_submitit_local_runs_two_jobs(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "submitit"
-    proc = run_script("train.py", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *SWEEP,
-                      "regularization.dropout=0.0,0.4", f"hydra.sweep.dir={sweep_dir}")
+    proc = run_script(
+        "train.py",
+        "-m",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        *SWEEP,
+        "regularization.dropout=0.0,0.4",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = _rows(sweep_dir)
     assert [r["status"] for r in rows] == ["ok", "ok"]
@@ -218,8 +245,7 @@ def test_run_and_sweep_dirs_are_unique_within_a_second() -> None:
 
 
 def test_slurm_preset_maps_ddp_devices_to_tasks() -> None:
-    cfg = _compose_with_hydra(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
-                               "hydra.launcher.partition=gpu"])
+    cfg = _compose_with_hydra(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "hydra.launcher.partition=gpu"])
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
     assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 1)
@@ -259,12 +285,26 @@ def test_ddp_relaunch_detection() -> None:
 
 
 def test_single_run_argv_keeps_config_flags_and_job_overrides() -> None:
-    cfg = OmegaConf.create({"hydra": {"overrides": {
-        "task": ["trainer=ddp", "regularization.dropout=0.4"],
-        "hydra": ["hydra.sweep.dir=/s", "hydra.mode=MULTIRUN", "hydra/launcher=basic", "hydra.verbose=true"]}}})
+    cfg = OmegaConf.create(
+        {
+            "hydra": {
+                "overrides": {
+                    "task": ["trainer=ddp", "regularization.dropout=0.4"],
+                    "hydra": ["hydra.sweep.dir=/s", "hydra.mode=MULTIRUN", "hydra/launcher=basic", "hydra.verbose=true"],
+                }
+            }
+        }
+    )
     argv = single_run_argv(["train.py", "-m", "-cn", "train", "regularization.dropout=0.0,0.4"], cfg)
-    assert argv == ["train.py", "--config-name", "train", "trainer=ddp", "regularization.dropout=0.4",
-                    "hydra.verbose=true", "hydra.mode=RUN"]
+    assert argv == [
+        "train.py",
+        "--config-name",
+        "train",
+        "trainer=ddp",
+        "regularization.dropout=0.4",
+        "hydra.verbose=true",
+        "hydra.mode=RUN",
+    ]
 
 
 # ------------------------------------------------------------------------------------ report (no training)
@@ -277,8 +317,7 @@ def _fake_sweep(root: Path, task: list[str], jobs: list[tuple[dict[str, str], di
         job = root / str(i)
         (job / ".hydra").mkdir(parents=True)
         fixed = [o for o in task if "," not in o]
-        (job / ".hydra" / "overrides.yaml").write_text(
-            yaml.safe_dump([*fixed, *(f"{k}={v}" for k, v in overrides.items())]))
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*fixed, *(f"{k}={v}" for k, v in overrides.items())]))
         if metrics is not None:
             (job / "metrics.json").write_text(json.dumps({"status": "ok", "epochs": 3, **metrics}))
     return root
@@ -288,8 +327,12 @@ def test_seed_sweep_reports_mean_and_std(tmp_path: Path) -> None:
     jobs = []
     for dropout, accs in (("0.0", (0.50, 0.52, 0.54)), ("0.4", (0.60, 0.60, 0.66)), ("0.8", (0.30, None, None))):
         for seed, acc in zip((1, 2, 3), accs):
-            jobs.append(({"regularization.dropout": dropout, "seed": str(seed)},
-                         None if acc is None else {"test/acc": acc, "val/acc_best": acc + 0.01, "test/loss": 1.0}))
+            jobs.append(
+                (
+                    {"regularization.dropout": dropout, "seed": str(seed)},
+                    None if acc is None else {"test/acc": acc, "val/acc_best": acc + 0.01, "test/loss": 1.0},
+                )
+            )
     jobs[5] = (jobs[5][0], None)  # dropout=0.4 seed=3 was killed: status missing, excluded from the mean
     sweep_dir = _fake_sweep(tmp_path / "s", ["data=synthetic", "regularization.dropout=0.0,0.4,0.8", "seed=1,2,3"], jobs)
     sweep = report.write_summary(sweep_dir)
@@ -306,8 +349,12 @@ def test_seed_sweep_reports_mean_and_std(tmp_path: Path) -> None:
 
 
 def test_two_keys_with_seeds_give_annotated_heatmap(tmp_path: Path) -> None:
-    jobs = [({"a": a, "b": b, "seed": s}, {"test/acc": 0.1 * int(s) + float(a), "val/acc_best": 0.5})
-            for a in ("1", "2") for b in ("x", "y") for s in ("1", "2")]
+    jobs = [
+        ({"a": a, "b": b, "seed": s}, {"test/acc": 0.1 * int(s) + float(a), "val/acc_best": 0.5})
+        for a in ("1", "2")
+        for b in ("x", "y")
+        for s in ("1", "2")
+    ]
     sweep_dir = _fake_sweep(tmp_path / "h", ["a=1,2", "b=x,y", "seed=1,2"], jobs)
     sweep = report.write_summary(sweep_dir)
     groups = sweep.groups()
@@ -318,7 +365,8 @@ def test_two_keys_with_seeds_give_annotated_heatmap(tmp_path: Path) -> None:
 
 
 def test_swept_keys_without_multirun_yaml_come_from_differences(tmp_path: Path) -> None:
-    sweep_dir = _fake_sweep(tmp_path / "o", ["data=synthetic"], [
-        ({"optimizer.lr": "0.001"}, {"test/acc": 0.2}), ({"optimizer.lr": "0.01"}, {"test/acc": 0.3})])
+    sweep_dir = _fake_sweep(
+        tmp_path / "o", ["data=synthetic"], [({"optimizer.lr": "0.001"}, {"test/acc": 0.2}), ({"optimizer.lr": "0.01"}, {"test/acc": 0.3})]
+    )
     (sweep_dir / "multirun.yaml").unlink()
     assert report.collect(sweep_dir).keys == ["optimizer.lr"]

@@ -21,18 +21,22 @@ from omegaconf import OmegaConf
 from resattn.module import ResAttnModule, compile_options
 from resattn.pipeline import build_datamodule, train
 from tests.conftest import TINY, compose_cfg, run_script
+from tests.helpers import run_checkpoint, run_state
 
 # 4 training steps; every evaluation is one full batch (no second, smaller shape to compile).
-SHORT = [*TINY, "trainer.max_epochs=1", "data.train_size=64", "data.val_size=32", "data.test_size=32",
-         "data.batch_size=16", "data.eval_batch_size=32"]
+SHORT = [
+    *TINY,
+    "trainer.max_epochs=1",
+    "data.train_size=64",
+    "data.val_size=32",
+    "data.test_size=32",
+    "data.batch_size=16",
+    "data.eval_batch_size=32",
+]
 
 
 def _metrics(run: Path) -> dict[str, Any]:
     return json.loads((run / "metrics.json").read_text())
-
-
-def _state(run: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
-    return torch.load(run / "checkpoints" / name, map_location="cpu", weights_only=False)["state_dict"]
 
 
 # ------------------------------------------------------------------------------------------------ compile
@@ -71,11 +75,10 @@ def test_compile_defaults_are_inductor_whole_graph(tmp_path: Path) -> None:
 def test_compile_runs_through_the_module_with_plain_checkpoint_keys(tmp_path: Path, graph_counter: GraphCounter) -> None:
     """Training, validation and test go through the compiled network, one graph per mode, same results."""
     plain = train(compose_cfg(tmp_path / "plain", SHORT))
-    compiled = train(compose_cfg(tmp_path / "compiled", [*SHORT, "compile=true",
-                                                         f"compile_options.backend={GraphCounter.name}"]))
+    compiled = train(compose_cfg(tmp_path / "compiled", [*SHORT, "compile=true", f"compile_options.backend={GraphCounter.name}"]))
     # fullgraph: a graph break would have raised; training and eval mode each get their graph
     assert len(graph_counter.graphs) >= 2
-    a, b = _state(tmp_path / "plain"), _state(tmp_path / "compiled")
+    a, b = run_state(tmp_path / "plain"), run_state(tmp_path / "compiled")
     assert list(a) == list(b)  # no `_orig_mod` / wrapper keys: checkpoints interchange with uncompiled runs
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
@@ -90,7 +93,7 @@ def test_compile_resume_and_ckpt_path(tmp_path: Path, graph_counter: GraphCounte
     part = tmp_path / "part"
     train(compose_cfg(part, compiled))
     train(compose_cfg(part, [*compiled, f"resume={part}", "trainer.max_epochs=2"]))
-    a, b = _state(straight), _state(part)
+    a, b = run_state(straight), run_state(part)
     for key in a:
         assert torch.equal(a[key], b[key]), key
     # ckpt_path=: a new compiled run from the compiled run's checkpoint
@@ -105,7 +108,7 @@ def test_compile_true_with_inductor_trains_resumes_and_evaluates_from_the_cli(tm
     first = run_script("train.py", *SHORT, "compile=true", f"hydra.run.dir={run}", timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     cfg = OmegaConf.to_container(compose_cfg(tmp_path / "ref", SHORT), resolve=True)
-    assert list(_state(run)) == list(ResAttnModule(cfg).state_dict())
+    assert list(run_state(run)) == list(ResAttnModule(cfg).state_dict())
     evaluated = run_script("eval.py", f"ckpt_path={run}", f"hydra.run.dir={tmp_path / 'eval'}", timeout=900)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     recorded, again = _metrics(run), _metrics(tmp_path / "eval")
@@ -116,8 +119,7 @@ def test_compile_true_with_inductor_trains_resumes_and_evaluates_from_the_cli(tm
 
 
 def test_bad_compile_backend_is_one_clear_error(tmp_path: Path) -> None:
-    proc = run_script("train.py", *SHORT, "compile=true", "compile_options.backend=inductr",
-                      f"hydra.run.dir={tmp_path / 'run'}")
+    proc = run_script("train.py", *SHORT, "compile=true", "compile_options.backend=inductr", f"hydra.run.dir={tmp_path / 'run'}")
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "compile_options.backend" in last and "inductor" in last
@@ -130,8 +132,7 @@ def test_bad_compile_backend_is_one_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
 def test_smoke_run_learns_in_mixed_precision_and_eval_reproduces_it(tmp_path: Path, precision: str) -> None:
     run = tmp_path / "smoke"
-    trained = run_script("train.py", "debug=smoke", f"trainer.precision={precision}", f"hydra.run.dir={run}",
-                         env={"OMP_NUM_THREADS": "2"})
+    trained = run_script("train.py", "debug=smoke", f"trainer.precision={precision}", f"hydra.run.dir={run}", env={"OMP_NUM_THREADS": "2"})
     assert trained.returncode == 0, trained.stderr[-2000:]
     recorded = _metrics(run)
     assert recorded["test/acc"] >= 0.90, recorded
@@ -145,8 +146,9 @@ def test_smoke_run_learns_in_mixed_precision_and_eval_reproduces_it(tmp_path: Pa
 
 
 def _evaluate(module: ResAttnModule, cfg: Any) -> dict[str, float]:
-    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                         enable_checkpointing=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False
+    )
     return trainer.test(module, datamodule=build_datamodule(cfg), verbose=False)[0]
 
 
@@ -164,7 +166,7 @@ def test_channels_last_trains_and_evaluates_with_parity_through_the_module(tmp_p
     run = tmp_path / "run"
     metrics = train(compose_cfg(run, [*SHORT, "trainer.max_epochs=2", "channels_last=true"]))
     assert metrics["status"] == "ok"
-    stored = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    stored = run_checkpoint(run)
 
     # One training step in both layouts: the same loss; gradients equal up to float summation order (train-mode
     # BN over this width-4 network's 2x2 maps amplifies that to ~1e-3 relative; a layout bug is O(1)). Whole
@@ -182,7 +184,8 @@ def test_channels_last_trains_and_evaluates_with_parity_through_the_module(tmp_p
     assert ((grads[True] - grads[False]).norm() / grads[False].norm()).item() < 1e-2
 
     # Evaluation of one checkpoint in both layouts: the same predictions.
-    results = {layout: _evaluate(_layout_module(stored, layout), OmegaConf.create(stored["hyper_parameters"]["cfg"]))
-               for layout in (True, False)}
+    results = {
+        layout: _evaluate(_layout_module(stored, layout), OmegaConf.create(stored["hyper_parameters"]["cfg"])) for layout in (True, False)
+    }
     assert results[True]["test/acc"] == results[False]["test/acc"]
     assert results[True]["test/loss"] == pytest.approx(results[False]["test/loss"], rel=1e-5)

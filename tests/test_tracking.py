@@ -31,8 +31,7 @@ def test_mlflow_run_is_written_to_a_local_store_and_reads_back(tmp_path: Path) -
 def test_wandb_run_is_written_offline(tmp_path: Path) -> None:
     pytest.importorskip("wandb", reason="the tracking extra is not installed")
     run = tmp_path / "run"
-    proc = run_script("train.py", *RUN, "logger=wandb", f"hydra.run.dir={run}",
-                      env={"WANDB_SILENT": "true", "WANDB_DISABLE_GIT": "true"})
+    proc = run_script("train.py", *RUN, "logger=wandb", f"hydra.run.dir={run}", env={"WANDB_SILENT": "true", "WANDB_DISABLE_GIT": "true"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     (offline,) = (run / "wandb").glob("offline-run-*")
     (records,) = offline.glob("run-*.wandb")

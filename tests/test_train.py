@@ -12,13 +12,10 @@ from PIL import Image
 from resattn.module import ResAttnModule
 from resattn.pipeline import train
 from tests.conftest import TINY, compose_cfg, run_script
+from tests.helpers import run_checkpoint, run_state
 
 EXPERIMENTS = ["seed_sgd_base", "seed_adam_base", "seed_regularized", "seed_mini_paper", "seed_attention56", "improved"]
 SMALL_DATA = ["data.train_size=64", "data.val_size=32", "data.test_size=32", "data.batch_size=16"]
-
-
-def _state(run_dir: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoints" / name, map_location="cpu", weights_only=False)["state_dict"]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -34,16 +31,16 @@ def test_experiment_composes_and_survives_fast_dev_run(tmp_path: Path, experimen
 def test_paper_presets_hold_the_papers_recipe_and_run(tmp_path: Path, experiment: str) -> None:
     cfg = compose_cfg(tmp_path / "cfg", [f"experiment={experiment}"])
     assert cfg.model.trunk_depth == 2 and cfg.augment.padding == 4 and cfg.augment.horizontal_flip
-    assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.nesterov, cfg.optimizer.weight_decay) == (
-        0.1, 0.9, True, 1e-4)
+    assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.nesterov, cfg.optimizer.weight_decay) == (0.1, 0.9, True, 1e-4)
     assert (cfg.data.batch_size, cfg.data.train_size, cfg.data.val_size, cfg.data.val_source) == (64, 45000, 5000, "holdout")
     assert list(cfg.scheduler.scheduler.milestones) == [64000, 96000] and cfg.scheduler.interval == "step"
     assert (cfg.trainer.max_steps, cfg.trainer.max_epochs) == (160000, -1)
     run = tmp_path / "run"
     result = run_script("train.py", f"experiment={experiment}", *TINY, "trainer.fast_dev_run=2", f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr[-2000:]
-    refused = run_script("train.py", f"experiment={experiment}", "scale=cpu", *TINY, "trainer.max_epochs=-1",
-                         f"hydra.run.dir={tmp_path / 'cpu'}")
+    refused = run_script(
+        "train.py", f"experiment={experiment}", "scale=cpu", *TINY, "trainer.max_epochs=-1", f"hydra.run.dir={tmp_path / 'cpu'}"
+    )
     assert refused.returncode == 2 and "trainer.max_steps=160000" in refused.stderr.strip().splitlines()[-1]
 
 
@@ -125,7 +122,7 @@ def straight_and_resumed(tmp_path: Path, overrides: list[str]) -> tuple[dict, di
     part = tmp_path / "part"
     train(compose_cfg(part, [*common, "trainer.max_epochs=1"]))
     resumed = train(compose_cfg(part, [*common, f"resume={part}"]))
-    a, b = _state(tmp_path / "straight"), _state(part)
+    a, b = run_state(tmp_path / "straight"), run_state(part)
     assert a.keys() == b.keys()
     return straight, resumed, a, b
 
@@ -166,7 +163,7 @@ def test_ckpt_path_starts_new_run_from_weights(tmp_path: Path) -> None:
     ckpt = source / "checkpoints" / "last.ckpt"
     cfg = compose_cfg(tmp_path / "new", [*TINY, f"ckpt_path={ckpt}", "trainer.max_epochs=1", "optimizer.lr=1e-30", "test=false"])
     train(cfg)
-    before, after = _state(source), _state(tmp_path / "new")
+    before, after = run_state(source), run_state(tmp_path / "new")
     # lr ~ 0 keeps the loaded kernels (BN running statistics still move with the new epoch's batches).
     torch.testing.assert_close(after["net.classifier.weight"], before["net.classifier.weight"])
-    assert torch.load(tmp_path / "new" / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 0
+    assert run_checkpoint(tmp_path / "new")["epoch"] == 0

@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             data = locate(b["file"], b["part"]).read_bytes()
             if len(data) != b["bytes"] or sha256(data) != b["sha256"]:
                 fail(f"{b['file']}: size/sha256 differs from the manifest (transfer damaged?)")
-        print(f"part check ok: {len(present)} of {len(manifest['blocks'])} blocks present and intact "
-              f"({sum(b['bytes'] for b in present) / 2**20:.1f} MiB)")
+        print(
+            f"part check ok: {len(present)} of {len(manifest['blocks'])} blocks present and intact "
+            f"({sum(b['bytes'] for b in present) / 2**20:.1f} MiB)"
+        )
         return 0
 
     jobs = []

@@ -22,8 +22,10 @@ class AttentionMaps(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.every_n_epochs > 0 and not mask_branches(pl_module.net):
-            raise ConfigError(f"callbacks.attention_maps.every_n_epochs={self.every_n_epochs} needs attention masks, "
-                              "but model.attention=none has none; set callbacks.attention_maps.every_n_epochs=0")
+            raise ConfigError(
+                f"callbacks.attention_maps.every_n_epochs={self.every_n_epochs} needs attention masks, "
+                "but model.attention=none has none; set callbacks.attention_maps.every_n_epochs=0"
+            )
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.every_n_epochs <= 0 or trainer.sanity_checking or not trainer.is_global_zero:
@@ -33,6 +35,12 @@ class AttentionMaps(pl.Callback):
         tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if tensorboard is None:
             return
-        fig = render(pl_module, trainer.datamodule, "val", self.n, pl_module.class_names,
-                     title=f"epoch {trainer.current_epoch}: validation images, true / predicted")
+        fig = render(
+            pl_module,
+            trainer.datamodule,
+            "val",
+            self.n,
+            pl_module.class_names,
+            title=f"epoch {trainer.current_epoch}: validation images, true / predicted",
+        )
         tensorboard.experiment.add_figure("attention/maps", fig, global_step=trainer.global_step, close=True)

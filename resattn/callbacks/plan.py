@@ -70,9 +70,11 @@ class RunPlan(Callback):
         eval_share = EVAL_COST_RATIO * val_images / train_images if train_images and trainer.limit_val_batches else 0.0
         seconds = remaining_steps * step_s * (1 + eval_share)
         device = trainer.strategy.root_device.type
-        line = (f"plan: {epochs} epochs x {steps_per_epoch} steps, about {format_duration(seconds)} on {device} "
-                f"({step_s:.2f} s/step over steps {self.warmup_steps + 1}-{self.warmup_steps + self.measure_steps}"
-                f"{', validation included' if eval_share else ''})")
+        line = (
+            f"plan: {epochs} epochs x {steps_per_epoch} steps, about {format_duration(seconds)} on {device} "
+            f"({step_s:.2f} s/step over steps {self.warmup_steps + 1}-{self.warmup_steps + self.measure_steps}"
+            f"{', validation included' if eval_share else ''})"
+        )
         if remaining_steps < total_steps:
             line += f"; resumed: {remaining_steps} of {total_steps} steps left"
         if device == "cpu" and self.scale == "full" and seconds > SUGGEST_CPU_SCALE_ABOVE_S:

@@ -74,7 +74,11 @@ class RNGStateCallback(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         states = state_dict.get("ranks", [state_dict])  # single-state checkpoints of earlier versions
         if len(states) != self.world_size:
-            log.warning("resuming with %d processes a checkpoint saved by %d: random streams (dropout) continue "
-                        "from rank %d's saved state, so they differ from the uninterrupted run",
-                        self.world_size, len(states), self.rank % len(states))
+            log.warning(
+                "resuming with %d processes a checkpoint saved by %d: random streams (dropout) continue "
+                "from rank %d's saved state, so they differ from the uninterrupted run",
+                self.world_size,
+                len(states),
+                self.rank % len(states),
+            )
         restore(states[self.rank % len(states)])

@@ -67,10 +67,12 @@ def interruption(trainer: pl.Trainer, signum: int, saved: Path | None, where: st
         state = f"saved resumable checkpoint {saved}"
     else:
         existing = last_checkpoint_path(trainer)
-        state = (f"no new checkpoint; the last one is {existing}" if existing.is_file()
-                 else "no checkpoint was saved yet")
-    resume = f"continue with: python train.py resume={run_dir}" if (saved or last_checkpoint_path(trainer).is_file()) \
+        state = f"no new checkpoint; the last one is {existing}" if existing.is_file() else "no checkpoint was saved yet"
+    resume = (
+        f"continue with: python train.py resume={run_dir}"
+        if (saved or last_checkpoint_path(trainer).is_file())
         else "nothing to resume; start the run again"
+    )
     return RunInterrupted(f"{_signal_name(signum)} {where} (step {trainer.global_step}); {state}; {resume}", signum)
 
 
@@ -99,8 +101,10 @@ class GracefulStop(pl.Callback):
         self._signum = signum
         if self._distributed and self._trainer is not None:  # let Lightning stop all ranks at the same step
             self._trainer._signal_connector.received_sigterm = True
-        log.warning("%s received: finishing the current step, then saving a resumable checkpoint "
-                    "(press Ctrl-C again to abort at once)", _signal_name(signum))
+        log.warning(
+            "%s received: finishing the current step, then saving a resumable checkpoint (press Ctrl-C again to abort at once)",
+            _signal_name(signum),
+        )
 
     def _install(self) -> None:
         if threading.current_thread() is threading.main_thread() and not self._installed:
@@ -134,8 +138,7 @@ class GracefulStop(pl.Callback):
         self._trainer, self._distributed = trainer, trainer.world_size > 1
         self._install()
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         signum = self.requested(trainer)
         if signum is None or self._distributed:
             return
@@ -144,8 +147,9 @@ class GracefulStop(pl.Callback):
             return
         raise interruption(trainer, signum, self.save(trainer), f"mid-epoch {trainer.current_epoch}")
 
-    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                                batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         if trainer.state.fn == "fit" and not trainer.sanity_checking and not self._distributed:
             self._hold_back(trainer)
 
@@ -178,8 +182,11 @@ class GracefulStop(pl.Callback):
             return None
         ckpt_cb = trainer.checkpoint_callback
         path = last_checkpoint_path(trainer)
-        if (getattr(ckpt_cb, "save_last", False) and getattr(ckpt_cb, "_last_global_step_saved", None)
-                == trainer.global_step and path.is_file()):
+        if (
+            getattr(ckpt_cb, "save_last", False)
+            and getattr(ckpt_cb, "_last_global_step_saved", None) == trainer.global_step
+            and path.is_file()
+        ):
             return path
         try:
             return self.save(trainer)

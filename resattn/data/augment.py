@@ -31,9 +31,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resattn.errors import ConfigError
-
-INTERPOLATIONS = ("bilinear", "nearest")
 FILL_MODES = {"nearest": "border", "constant": "zeros", "reflect": "reflection"}
 
 
@@ -112,27 +109,10 @@ class KerasAugment(nn.Module):
         fill_mode: str = "nearest",
     ) -> None:
         super().__init__()
-        if not (isinstance(rotation, (int, float)) and 0 <= rotation <= 180):
-            raise ConfigError(f"augment.rotation={rotation!r} must be a number of degrees in [0, 180]")
-        for key, val in (("width_shift", width_shift), ("height_shift", height_shift)):
-            if not (isinstance(val, (int, float)) and 0 <= val < 1):
-                raise ConfigError(f"augment.{key}={val!r} must be a fraction of the image size in [0, 1)")
-        try:
-            lo, hi = (float(z) for z in zoom)
-        except (TypeError, ValueError):
-            raise ConfigError(f"augment.zoom={zoom!r} must be a pair [lo, hi] of zoom factors") from None
-        if not 0 < lo <= hi:
-            raise ConfigError(f"augment.zoom=[{lo}, {hi}] must satisfy 0 < lo <= hi (1 = no zoom)")
-        if interpolation not in INTERPOLATIONS:
-            raise ConfigError(
-                f"augment.interpolation={interpolation!r} is not supported; allowed: {', '.join(INTERPOLATIONS)}"
-            )
-        if fill_mode not in FILL_MODES:
-            raise ConfigError(f"augment.fill_mode={fill_mode!r} is not supported; allowed: {', '.join(FILL_MODES)}")
         self.rotation = float(rotation)
         self.width_shift = float(width_shift)
         self.height_shift = float(height_shift)
-        self.zoom = (lo, hi)
+        self.zoom = (float(zoom[0]), float(zoom[1]))
         self.horizontal_flip = bool(horizontal_flip)
         self.interpolation = interpolation
         self.fill_mode = fill_mode
@@ -200,9 +180,7 @@ class KerasAugment(nn.Module):
                 return x
             return torch.where(p["flip"].view(n, 1, 1, 1), x.flip(-1), x)
         grid = affine_grid(self.affine_matrices(p, h, w), h, w)
-        return F.grid_sample(
-            x, grid, mode=self.interpolation, padding_mode=FILL_MODES[self.fill_mode], align_corners=False
-        )
+        return F.grid_sample(x, grid, mode=self.interpolation, padding_mode=FILL_MODES[self.fill_mode], align_corners=False)
 
 
 class StandardAugment(nn.Module):
@@ -214,8 +192,6 @@ class StandardAugment(nn.Module):
 
     def __init__(self, padding: int = 4, horizontal_flip: bool = True) -> None:
         super().__init__()
-        if not (isinstance(padding, int) and padding >= 0):
-            raise ConfigError(f"augment.padding={padding!r} must be an integer >= 0")
         self.padding = padding
         self.horizontal_flip = bool(horizontal_flip)
 

@@ -1,4 +1,4 @@
-"""CIFAR-10 LightningDataModule (config group ``data``): sources, leak-free splits, normalisation, loaders.
+"""CIFAR-10 LightningDataModule (config group ``data``): wires sources, splits, loaders and batch preparation.
 
 Batch format:
 
@@ -19,10 +19,10 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from resattn.cifar import CIFAR10_TEST_COUNT, CIFAR10_TRAIN_COUNT, CLASS_NAMES, NUM_CLASSES
+from resattn.cifar import CLASS_NAMES, NUM_CLASSES
+from resattn.data.batches import BatchPreparer, seed_on_host, split_of
 from resattn.data.loader import EvalLoader, TrainLoader
 from resattn.data.sources import (
-    SOURCES,
     RawData,
     default_root,
     download_torchvision,
@@ -31,22 +31,10 @@ from resattn.data.sources import (
     resolve_source,
     torchvision_present,
 )
-from resattn.data.splits import SPLITS, normalization, split
+from resattn.data.splits import normalization, split
 from resattn.errors import ConfigError
 
 log = logging.getLogger("resattn.data")
-
-VAL_SOURCES = ("holdout", "seed_overlap")
-NORMALIZATIONS = ("pool", "seed")
-
-
-def _check_int(key: str, value: Any, minimum: int, allow_none: bool = False) -> Optional[int]:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        extra = " or null" if allow_none else ""
-        raise ConfigError(f"data.{key}={value!r} must be an integer >= {minimum}{extra}")
-    return int(value)
 
 
 class CIFAR10DataModule(pl.LightningDataModule):
@@ -102,68 +90,25 @@ class CIFAR10DataModule(pl.LightningDataModule):
         augment: Optional[Any] = None,
     ) -> None:
         super().__init__()
-        if source not in SOURCES:
-            raise ConfigError(f"data.source={source!r} is not supported; allowed: {', '.join(SOURCES)}")
-        if val_source not in VAL_SOURCES:
-            raise ConfigError(f"data.val_source={val_source!r} is not supported; allowed: {', '.join(VAL_SOURCES)}")
-        if normalization not in NORMALIZATIONS:
-            raise ConfigError(
-                f"data.normalization={normalization!r} is not supported; allowed: {', '.join(NORMALIZATIONS)}"
-            )
-        if device_resident != "auto" and not isinstance(device_resident, bool):  # as resattn.validation reads it
-            raise ConfigError(f"data.device_resident={device_resident!r} is not supported; allowed: auto, true, false")
         self.source = source
         self.root = Path(root) if root not in (None, "") else default_root()
         self.download = bool(download)
-        self.train_size = _check_int("train_size", train_size, 1)
-        self.val_size = _check_int("val_size", val_size, 1)
-        self.test_size = _check_int("test_size", test_size, 1, allow_none=True)
+        self.train_size = train_size
+        self.val_size = val_size
+        self.test_size = test_size
         self.val_source = val_source
         self.normalization = normalization
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.eval_batch_size = _check_int("eval_batch_size", eval_batch_size, 1)
-        self.num_workers = _check_int("num_workers", num_workers, 0)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
         self.pin_memory = bool(pin_memory)
         self.persistent_workers = bool(persistent_workers)
         self.device_resident = device_resident
-        self.seed = _check_int("seed", seed, 0)  # null is refused, as by resattn.validation
-        self.synthetic_seed = _check_int("synthetic_seed", synthetic_seed, 0)
+        self.seed = seed
+        self.synthetic_seed = synthetic_seed
         self.label_noise = float(label_noise)
         self.labels_changed = 0
-        if augment is not None and not callable(augment):
-            raise ConfigError(
-                f"augment={augment!r} is not callable; expected an aug(x, generator) object "
-                "(config group augment) or None"
-            )
         self.augment = augment
-
-        if self.val_source == "holdout":
-            if source != "synthetic" and self.train_size + self.val_size > CIFAR10_TRAIN_COUNT:
-                raise ConfigError(
-                    f"data.train_size={self.train_size} + data.val_size={self.val_size} > {CIFAR10_TRAIN_COUNT}: "
-                    "with data.val_source=holdout the validation images must lie outside the training pool; "
-                    "lower one of them (or use data.val_source=seed_overlap to reproduce the leaky original)"
-                )
-        elif self.val_size > self.train_size:
-            raise ConfigError(
-                f"data.val_size={self.val_size} > data.train_size={self.train_size}: with "
-                "data.val_source=seed_overlap the validation images are the last val_size of the pool"
-            )
-        if source != "synthetic":
-            if self.train_size > CIFAR10_TRAIN_COUNT:
-                raise ConfigError(
-                    f"data.train_size={self.train_size} exceeds the {CIFAR10_TRAIN_COUNT} CIFAR-10 training images"
-                )
-            if self.test_size is not None and self.test_size > CIFAR10_TEST_COUNT:
-                raise ConfigError(
-                    f"data.test_size={self.test_size} exceeds the {CIFAR10_TEST_COUNT} CIFAR-10 test images; "
-                    "use null for all"
-                )
-        if self.batch_size > self.train_size:
-            raise ConfigError(
-                f"data.batch_size={self.batch_size} > data.train_size={self.train_size}: an epoch would have no "
-                "step (the last partial batch is dropped)"
-            )
 
         # Filled by setup().
         self.source_used: Optional[str] = None
@@ -179,7 +124,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.rank = 0
         self.world_size = 1
         self._norm: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # split -> (scale, shift), 0-255 input
-        self._norm_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._preparer: Optional[BatchPreparer] = None
         self._resident_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ----------------------------------------------------------------------------------------- data
@@ -207,17 +152,13 @@ class CIFAR10DataModule(pl.LightningDataModule):
         if self.train_x is not None:
             return
         raw = self._load()
-        parts = split(raw, self.train_size, self.val_size, self.test_size, self.val_source, self.label_noise,
-                      self.num_classes, self.seed)
+        parts = split(raw, self.train_size, self.val_size, self.test_size, self.val_source, self.label_noise, self.num_classes, self.seed)
         self.overlap, self.labels_changed = parts.overlap, parts.labels_changed
         norm, mean255, std255 = normalization(parts, self.normalization)
         self.mean = tuple(float(m) for m in mean255 / 255.0)  # type: ignore[assignment]
         self.std = tuple(float(s) for s in std255 / 255.0)  # type: ignore[assignment]
-        self._norm = {
-            k: (torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32))
-            for k, (a, b) in norm.items()
-        }
-        self._norm_cache.clear()
+        self._norm = {k: (torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)) for k, (a, b) in norm.items()}
+        self._preparer = None
 
         def to_nchw(x: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
@@ -235,8 +176,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
                 self.val_size,
             )
         log.info(
-            "data: source=%s train=%d val=%d test=%d overlap(train,val)=%d overlap(train,test)=%d "
-            "label_noise=%g changed=%d",
+            "data: source=%s train=%d val=%d test=%d overlap(train,val)=%d overlap(train,test)=%d label_noise=%g changed=%d",
             raw.source,
             len(self.train_x),
             len(self.val_x),
@@ -326,53 +266,21 @@ class CIFAR10DataModule(pl.LightningDataModule):
 
     def normalizer(self, split: str, device: Union[str, torch.device] = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """``(scale, shift)`` of shape ``1×3×1×1`` with ``x_norm = x_0_255 * scale + shift`` for ``split``."""
+        return self._batches().normalizer(split, device)
+
+    def prepare_batch(self, batch: Sequence[Any], train: bool, split: Optional[str] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x_uint8, y[, seed])`` → ``(x_float32_normalised, y)`` on the batch's device (:class:`BatchPreparer`)."""
+        return self._batches()(batch, train, split)
+
+    def _batches(self) -> BatchPreparer:
         self._require_setup()
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        key = (split, str(device))
-        if key not in self._norm_cache:
-            scale, shift = self._norm[split]
-            self._norm_cache[key] = (scale.view(1, -1, 1, 1).to(device), shift.view(1, -1, 1, 1).to(device))
-        return self._norm_cache[key]
-
-    def prepare_batch(
-        self, batch: Sequence[Any], train: bool, split: Optional[str] = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x_uint8, y[, seed])`` → ``(x_float32_normalised, y)`` on the batch's device.
-
-        ``train=True`` applies ``self.augment`` with a ``torch.Generator(device=x.device)`` seeded by the
-        batch's seed (global RNG when the batch has none).  ``split`` picks the statistics under
-        ``normalization=seed`` (default: ``train`` if ``train`` else ``val``).  No channels_last here.
-        """
-        x, y = batch[0], batch[1]
-        seed = batch[2] if len(batch) > 2 else None
-        split = split or ("train" if train else "val")
-        if train and self.augment is not None:
-            generator = None
-            if seed is not None:
-                generator = torch.Generator(device=x.device)
-                generator.manual_seed(int(seed))
-            xf = self.augment(x, generator)
-        else:
-            xf = x.to(torch.float32)
-        scale, shift = self.normalizer(split, xf.device)
-        return torch.addcmul(shift, xf, scale), y
+        if self._preparer is None or self._preparer.augment is not self.augment:
+            self._preparer = BatchPreparer(self._norm, self.augment)
+        return self._preparer
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        # Read the per-batch seed while it is still on the CPU: after the transfer, int() of a CUDA
-        # tensor would synchronise the device every step.
-        if isinstance(batch, (tuple, list)) and len(batch) == 3 and isinstance(batch[2], torch.Tensor):
-            if batch[2].device.type == "cpu":
-                return (batch[0], batch[1], int(batch[2]))
-        return batch
+        return seed_on_host(batch)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        trainer = getattr(self, "trainer", None)
-        training = bool(trainer is not None and trainer.training)
-        if training:
-            split = "train"
-        elif trainer is not None and (trainer.testing or trainer.predicting):
-            split = "test"
-        else:
-            split = "val"
+        training, split = split_of(getattr(self, "trainer", None))
         return self.prepare_batch(batch, train=training, split=split)

@@ -48,16 +48,13 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], origin: str) -> RawData:
     missing = [k for k in NPZ_KEYS if k not in arrays]
     if missing:
         raise DataError(
-            f"{origin}: missing key(s) {', '.join(missing)}; found {sorted(arrays)}; "
-            f"a CIFAR-10 npz must hold {', '.join(NPZ_KEYS)}"
+            f"{origin}: missing key(s) {', '.join(missing)}; found {sorted(arrays)}; a CIFAR-10 npz must hold {', '.join(NPZ_KEYS)}"
         )
     out: dict[str, np.ndarray] = {}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
-            raise DataError(
-                f"{origin}: x_{split} has shape {tuple(x.shape)}; expected (N, 32, 32, 3) (HWC RGB images)"
-            )
+            raise DataError(f"{origin}: x_{split} has shape {tuple(x.shape)}; expected (N, 32, 32, 3) (HWC RGB images)")
         if x.dtype != np.uint8:
             raise DataError(f"{origin}: x_{split} has dtype {x.dtype}; expected uint8 pixels in 0..255")
         if x.shape[0] < 1:
@@ -70,15 +67,10 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], origin: str) -> RawData:
         if not np.issubdtype(y.dtype, np.integer):
             raise DataError(f"{origin}: y_{split} has dtype {y.dtype}; expected integer labels 0..9")
         if y.shape[0] != x.shape[0]:
-            raise DataError(
-                f"{origin}: x_{split} holds {x.shape[0]} images but y_{split} holds {y.shape[0]} labels; "
-                "the counts must match"
-            )
+            raise DataError(f"{origin}: x_{split} holds {x.shape[0]} images but y_{split} holds {y.shape[0]} labels; the counts must match")
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or hi >= NUM_CLASSES:
-            raise DataError(
-                f"{origin}: y_{split} has labels in [{lo}, {hi}]; expected class indices 0..{NUM_CLASSES - 1}"
-            )
+            raise DataError(f"{origin}: y_{split} has labels in [{lo}, {hi}]; expected class indices 0..{NUM_CLASSES - 1}")
         out[f"x_{split}"] = np.ascontiguousarray(x)
         out[f"y_{split}"] = y.astype(np.int64, copy=False)
     return out  # type: ignore[return-value]
@@ -155,8 +147,6 @@ def load_torchvision(root: Path, download: bool = False) -> RawData:
 
 def resolve_source(source: str, root: Path, download: bool) -> str:
     """Pick the concrete source for ``auto`` (npz if present, else torchvision's folder); check the root."""
-    if source not in SOURCES:
-        raise ConfigError(f"data.source={source!r} is not supported; allowed: {', '.join(SOURCES)}")
     if source == "synthetic":
         return source
     if not (source in ("torchvision", "auto") and download) and not root.is_dir():

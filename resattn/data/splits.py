@@ -30,8 +30,9 @@ class Splits:
     labels_changed: int  # pool labels replaced by label noise
 
 
-def split(raw: RawData, train_size: int, val_size: int, test_size: Optional[int], val_source: str,
-          label_noise: float, num_classes: int, seed: int) -> Splits:
+def split(
+    raw: RawData, train_size: int, val_size: int, test_size: Optional[int], val_source: str, label_noise: float, num_classes: int, seed: int
+) -> Splits:
     """Pool = the first ``train_size`` training images; validation = the last ``val_size`` of the training set
     (``holdout``, disjoint from the pool) or of the pool (``seed_overlap``, the original's leak); test = the first
     ``test_size`` test images (all when ``None``). Label noise changes pool labels only."""

@@ -12,8 +12,6 @@ from resattn.errors import ConfigError
 from resattn.models.units import KerasSameConv2d, NormLayer, ResidualUnit
 
 AttentionType = Literal["arl", "nal", "none"]
-ATTENTION_TYPES: tuple[str, ...] = ("arl", "nal", "none")
-MASK_ACTIVATIONS: tuple[str, ...] = ("mixed", "channel", "spatial")
 SPATIAL_EPS = 1e-5  # keeps the standardisation finite on a constant map
 
 
@@ -26,8 +24,6 @@ class MaskActivation(nn.Module):
 
     def __init__(self, kind: str = "mixed") -> None:
         super().__init__()
-        if kind not in MASK_ACTIVATIONS:
-            raise ConfigError(f"model.mask_activation={kind!r} is not supported; allowed: {', '.join(MASK_ACTIVATIONS)}")
         self.kind = kind
 
     def extra_repr(self) -> str:
@@ -106,12 +102,6 @@ class AttentionModule(nn.Module):
         mask_activation: str = "mixed",
     ) -> None:
         super().__init__()
-        if attention not in ATTENTION_TYPES:
-            raise ConfigError(f"model.attention={attention!r} is not supported; allowed: {', '.join(ATTENTION_TYPES)}")
-        if skip < 1:
-            raise ConfigError(f"attention skip={skip} must be >= 1")
-        if trunk_depth < 1:
-            raise ConfigError(f"model.trunk_depth={trunk_depth} must be >= 1")
 
         def unit() -> ResidualUnit:
             return ResidualUnit(channels, channels, channels, 1, norm_layer)

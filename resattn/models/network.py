@@ -8,12 +8,8 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
-from resattn.errors import ConfigError
 from resattn.models.attention import AttentionModule
 from resattn.models.units import KerasSameConv2d, ResidualUnit
-
-INITS = ("keras", "torch")
-BLOCK_TYPES = ("unit", "attention")
 
 
 def _norm_layer(init: str):
@@ -32,35 +28,13 @@ def keras_init_(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-_BLOCK_KEYS = {"unit": ({"width", "out"}, {"stride", "repeat"}), "attention": ({"skip"}, {"repeat"})}
-
-
-def _check_block(index: int, spec: Mapping[str, Any]) -> str:
-    """Validate one ``model.layout`` entry; returns its type."""
-    where = f"model.layout[{index}]"
-    kind = spec.get("type")
-    if kind not in _BLOCK_KEYS:
-        raise ConfigError(f"{where}.type={kind!r} is not supported; allowed: {', '.join(BLOCK_TYPES)}")
-    required, optional = _BLOCK_KEYS[kind]
-    keys = set(spec) - {"type"}
-    if missing := required - keys:
-        raise ConfigError(f"{where} ({kind}) lacks {', '.join(sorted(missing))}; a {kind} needs {', '.join(sorted(required))}")
-    if unknown := keys - required - optional:
-        raise ConfigError(f"{where} ({kind}) has unknown keys {', '.join(sorted(unknown))}; "
-                          f"allowed: {', '.join(sorted(required | optional))}")
-    for key in keys:
-        value = spec[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{where}.{key}={value!r} must be an integer >= 1")
-    return kind
-
-
 class ResidualAttentionNet(nn.Module):
     """Stem → layout of residual units and attention modules → head (pool, dropout, dense).
 
     Args:
         layout: list of blocks, each ``{type: unit, width: a, out: b, stride: s, repeat: n}`` (channel
-            counts as multiples of ``width``) or ``{type: attention, skip: k, repeat: n}``.
+            counts as multiples of ``width``) or ``{type: attention, skip: k, repeat: n}``; absent or null
+            ``stride``/``repeat`` mean 1 (:class:`resattn.schema.model.BlockConfig`, checked by the validator).
         width: channels of the first convolution (32 in the original); every stage scales with it.
         stem_kernel: kernel size of the first convolution.
         stem_norm: BN → ReLU after the first convolution.
@@ -94,12 +68,6 @@ class ResidualAttentionNet(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        if init not in INITS:
-            raise ConfigError(f"model.init={init!r} is not supported; allowed: {', '.join(INITS)}")
-        if width < 1:
-            raise ConfigError(f"model.width={width} must be >= 1")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"regularization.dropout={dropout} must be in [0, 1)")
         norm_layer = _norm_layer(init)
 
         stem: list[nn.Module] = [KerasSameConv2d(in_channels, width, stem_kernel)]
@@ -110,26 +78,20 @@ class ResidualAttentionNet(nn.Module):
 
         channels, size = width, input_size // 2
         blocks: list[nn.Module] = []
-        for index, spec in enumerate(layout):
-            kind = _check_block(index, spec)
-            for _ in range(int(spec.get("repeat", 1))):
-                if kind == "unit":
-                    stride = int(spec.get("stride", 1))
-                    out = int(spec["out"]) * width
-                    blocks.append(ResidualUnit(channels, int(spec["width"]) * width, out, stride, norm_layer))
+        for spec in layout:
+            for _ in range(spec.get("repeat") or 1):
+                if spec["type"] == "unit":
+                    stride = spec.get("stride") or 1
+                    out = spec["out"] * width
+                    blocks.append(ResidualUnit(channels, spec["width"] * width, out, stride, norm_layer))
                     channels, size = out, -(-size // stride)
-                elif kind == "attention":
-                    blocks.append(
-                        AttentionModule(channels, int(spec["skip"]), size, attention, trunk_depth, norm_layer,
-                                        mask_activation)
-                    )
+                else:
+                    blocks.append(AttentionModule(channels, spec["skip"], size, attention, trunk_depth, norm_layer, mask_activation))
         self.blocks = nn.Sequential(*blocks)
 
         head: list[nn.Module] = []
         if head_norm:
             head += [norm_layer(channels), nn.ReLU()]
-        if pool_kernel > size:
-            raise ConfigError(f"model.pool_kernel={pool_kernel} is larger than the final {size}x{size} feature map")
         head += [nn.AvgPool2d(pool_kernel, pool_stride), nn.Flatten()]
         if dropout > 0:
             head.append(nn.Dropout(dropout))

@@ -33,11 +33,17 @@ def write_summary(sweep_dir: str | Path, config: Mapping[str, Any] | None = None
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m resattn.report", description=DESCRIPTION)
-    parser.add_argument("dirs", type=Path, nargs="+", metavar="DIR",
-                        help="one multirun directory (holds multirun.yaml and job dirs), or train.py run directories")
+    parser.add_argument(
+        "dirs",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="one multirun directory (holds multirun.yaml and job dirs), or train.py run directories",
+    )
     parser.add_argument("--out", type=Path, help="where a comparison of runs is written (default: outputs/reports/<time>)")
-    parser.add_argument("--publish", action="store_true",
-                        help="also copy each run's metrics.json and curves.png into --out and write its README.md")
+    parser.add_argument(
+        "--publish", action="store_true", help="also copy each run's metrics.json and curves.png into --out and write its README.md"
+    )
     parser.add_argument("--title", help="heading of a comparison of runs (default: Comparison of N runs)")
     parser.add_argument("--quiet", action="store_true", help="write the files without printing the table")
     args = parser.parse_args(argv)
@@ -52,12 +58,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not single_sweep:
         not_runs = [str(p) for p in args.dirs if not is_run_dir(p)]
         if not_runs:
-            print(f"error: {', '.join(not_runs)}: not a train.py run directory (no .hydra/overrides.yaml); "
-                  "compare run directories, or pass a single multirun directory alone", file=sys.stderr)
+            print(
+                f"error: {', '.join(not_runs)}: not a train.py run directory (no .hydra/overrides.yaml); "
+                "compare run directories, or pass a single multirun directory alone",
+                file=sys.stderr,
+            )
             return 2
     if single_sweep and (args.publish or args.out):
-        print(f"error: --out/--publish compare run directories; pass the job directories of {args.dirs[0]} "
-              "(e.g. <sweep dir>/*/) instead of the sweep directory", file=sys.stderr)
+        print(
+            f"error: --out/--publish compare run directories; pass the job directories of {args.dirs[0]} "
+            "(e.g. <sweep dir>/*/) instead of the sweep directory",
+            file=sys.stderr,
+        )
         return 2
     if single_sweep:
         sweep = write_summary(args.dirs[0])
@@ -74,4 +86,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_summary(sweep)
     print(f"wrote {sweep.dir / CSV_NAME} and {sweep.dir / MD_NAME}")
     return 0
-

@@ -63,8 +63,7 @@ def plot_summary(sweep: Sweep, out_path: Path, metric: str = PLOT_METRIC) -> Pat
                 if (r, c) not in by_cell:
                     continue
                 dark = np.isfinite(grid[i, j]) and grid[i, j] < middle
-                ax.text(j, i, _cell_text(by_cell[(r, c)], seeds), ha="center", va="center", fontsize=9,
-                        color="white" if dark else "black")
+                ax.text(j, i, _cell_text(by_cell[(r, c)], seeds), ha="center", va="center", fontsize=9, color="white" if dark else "black")
         ax.set_title(f"{metric}{over}")
     elif len(keys) == 1 and all(_as_float(x) is not None for x in _axis_values(groups, keys[0])):
         key = keys[0]
@@ -79,12 +78,12 @@ def plot_summary(sweep: Sweep, out_path: Path, metric: str = PLOT_METRIC) -> Pat
             if not pts:
                 continue
             x = [p[0] for p in pts]
-            ax.errorbar(x, [p[1][0] for p in pts], yerr=[p[1][1] for p in pts] if seeds else None,
-                        marker="o", capsize=4, color=color, label=name)
+            ax.errorbar(
+                x, [p[1][0] for p in pts], yerr=[p[1][1] for p in pts] if seeds else None, marker="o", capsize=4, color=color, label=name
+            )
             if seeds:
                 for g in groups:
-                    ax.scatter([position[g.params[key]]] * len(g.values(name)), g.values(name),
-                               color=color, alpha=0.3, s=12)
+                    ax.scatter([position[g.params[key]]] * len(g.values(name)), g.values(name), color=color, alpha=0.3, s=12)
         if not numeric:
             ax.set_xticks(range(len(xs)), xs)
         ax.set_xlabel(key)
@@ -98,8 +97,13 @@ def plot_summary(sweep: Sweep, out_path: Path, metric: str = PLOT_METRIC) -> Pat
         fig = Figure(figsize=(7.5, 1.2 + 0.4 * len(groups)))
         ax = fig.add_subplot()
         y = range(len(groups))
-        ax.barh(list(y), [s[0] if s else 0.0 for s in stats],
-                xerr=[s[1] if s else 0.0 for s in stats] if seeds else None, color="tab:blue", capsize=3)
+        ax.barh(
+            list(y),
+            [s[0] if s else 0.0 for s in stats],
+            xerr=[s[1] if s else 0.0 for s in stats] if seeds else None,
+            color="tab:blue",
+            capsize=3,
+        )
         ax.set_yticks(list(y), labels, fontsize=8)
         for i, st in enumerate(stats):
             if st is not None:

@@ -46,8 +46,10 @@ def machine() -> str:
     if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
         memory = f", {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB RAM"
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return (f"{cpu}, {os.cpu_count()} cores{memory}{gpu}; Python {platform.python_version()}, torch {torch.__version__}, "
-            f"pytorch-lightning {pytorch_lightning.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores{memory}{gpu}; Python {platform.python_version()}, torch {torch.__version__}, "
+        f"pytorch-lightning {pytorch_lightning.__version__}"
+    )
 
 
 def run_date(job: Job) -> str:
@@ -77,13 +79,25 @@ def publish(sweep: Sweep) -> Path:
     for picture in (PNG_NAME, CURVES_NAME):
         if (sweep.dir / picture).is_file():
             lines += [f"![{picture}]({picture})", ""]
-    lines += ["## Commands", "", "Each run, as run (data from `data.root` or `$RESATTN_DATA_DIR`; finished on the date shown):", "",
-              "```bash"]
+    lines += [
+        "## Commands",
+        "",
+        "Each run, as run (data from `data.root` or `$RESATTN_DATA_DIR`; finished on the date shown):",
+        "",
+        "```bash",
+    ]
     for job, folder in rows:
         lines += [f"# {folder}: {run_date(job)}", command_of(job)]
-    lines += ["```", "", "## Machine", "", machine(), "",
-              f"Published {time.strftime('%Y-%m-%d', time.gmtime())} with `python -m resattn.report <run dirs> "
-              f"--out {sweep.dir} --publish`.", ""]
+    lines += [
+        "```",
+        "",
+        "## Machine",
+        "",
+        machine(),
+        "",
+        f"Published {time.strftime('%Y-%m-%d', time.gmtime())} with `python -m resattn.report <run dirs> --out {sweep.dir} --publish`.",
+        "",
+    ]
     readme = sweep.dir / "README.md"
     write_text(readme, "\n".join(lines))
     return readme

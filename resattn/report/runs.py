@@ -93,7 +93,6 @@ class Sweep:
         return max(scored, key=lambda job: job.value(metric)) if scored else None
 
 
-
 def split_override(text: str) -> tuple[str, str, bool] | None:
     """``key=value`` → ``(key, value, is_sweep)`` via Hydra's override grammar; ``None`` for deletions."""
     try:

@@ -38,8 +38,10 @@ def job_rows(sweep: Sweep, raw: bool = False) -> tuple[list[str], list[list[str]
     rows = []
     for job in sweep.jobs:
         numbers = [job.metrics.get(m) if job.status == "ok" else None for m in REPORTED_METRICS]
-        cells = [("" if v is None else repr(v) if isinstance(v, float) else str(v)) if raw else _fmt(v, m)
-                 for v, m in zip(numbers, REPORTED_METRICS)]
+        cells = [
+            ("" if v is None else repr(v) if isinstance(v, float) else str(v)) if raw else _fmt(v, m)
+            for v, m in zip(numbers, REPORTED_METRICS)
+        ]
         rows.append([job.name, *(job.overrides.get(k, "") for k in sweep.keys), job.status, *cells, job.error])
     return header, rows
 
@@ -50,8 +52,9 @@ def aggregate_rows(sweep: Sweep) -> tuple[list[str], list[list[str]]]:
     rows = []
     for group in sweep.groups():
         n_ok = sum(job.status == "ok" for job in group.jobs)
-        rows.append([*group.params.values(), f"{n_ok}/{len(group.jobs)}",
-                     *(_fmt_mean_std(group.mean_std(m), m) for m in AGGREGATED_METRICS)])
+        rows.append(
+            [*group.params.values(), f"{n_ok}/{len(group.jobs)}", *(_fmt_mean_std(group.mean_std(m), m) for m in AGGREGATED_METRICS)]
+        )
     return header, rows
 
 
@@ -73,13 +76,14 @@ def headline(sweep: Sweep) -> str:
         scored = [(g.mean_std("val/acc_best"), g) for g in sweep.groups()]
         stats, group = max(((s, g) for s, g in scored if s is not None), key=lambda sg: sg[0][0])
         params = ", ".join(f"{k}={v}" for k, v in group.params.items()) or "all jobs"
-        text += (f" Best configuration by mean val/acc_best over {stats[2]} seeds: {params}:"
-                 f" val/acc_best {_fmt_mean_std(stats, 'val/acc_best')},"
-                 f" test/acc {_fmt_mean_std(group.mean_std('test/acc'), 'test/acc')}.")
+        text += (
+            f" Best configuration by mean val/acc_best over {stats[2]} seeds: {params}:"
+            f" val/acc_best {_fmt_mean_std(stats, 'val/acc_best')},"
+            f" test/acc {_fmt_mean_std(group.mean_std('test/acc'), 'test/acc')}."
+        )
     elif best is not None:
         who = sweep.label(best) if sweep.unit == "runs" else f"job {best.name} ({sweep.label(best)})"
-        text += (f" Best by val/acc_best: {who}: val/acc_best {_fmt(best.value('val/acc_best'))},"
-                 f" test/acc {_fmt(best.value('test/acc'))}.")
+        text += f" Best by val/acc_best: {who}: val/acc_best {_fmt(best.value('val/acc_best'))}, test/acc {_fmt(best.value('test/acc'))}."
     return text
 
 
@@ -117,8 +121,12 @@ def print_summary(sweep: Sweep, file: Any = None) -> None:
     ):
         table = Table(title=title)
         for name in header:
-            table.add_column(name, justify="right" if name in REPORTED_METRICS or name == "n" else "left",
-                             overflow="fold", max_width=60 if name == "error" else None)
+            table.add_column(
+                name,
+                justify="right" if name in REPORTED_METRICS or name == "n" else "left",
+                overflow="fold",
+                max_width=60 if name == "error" else None,
+            )
         for row in rows:
             table.add_row(*row)
         console.print(table)

@@ -1,0 +1,74 @@
+"""Schemas of the ``scale`` group and of the top level of ``train.py`` and ``eval.py``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+from resattn.schema.rules import (
+    PROBABILITY,
+    SEED,
+    Rule,
+    choice,
+    integer,
+    spec,
+)
+
+# ---------------------------------------------------------------------------------------- scale, top level
+
+
+@dataclass
+class ScaleConfig:
+    name: str = "full"
+    width: Optional[int] = spec(None, integer(1, nullable=True))
+    max_epochs: Optional[int] = spec(None, integer(1, nullable=True))
+    default_epochs: Optional[int] = spec(None, integer(1, nullable=True))
+    epochs_by_task: Dict[str, int] = field(default_factory=dict)
+    min_patience: Optional[int] = spec(None, integer(1, nullable=True))
+
+
+def _compile_backend(value: Any) -> bool:
+    import torch
+
+    return value in torch.compiler.list_backends(exclude_tags=())
+
+
+@dataclass
+class CompileConfig:
+    backend: str = spec("inductor", Rule(_compile_backend, "a torch.compile backend (torch.compiler.list_backends()), e.g. inductor"))
+    mode: Optional[str] = spec(None, choice("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", nullable=True))
+    fullgraph: bool = True
+
+
+@dataclass
+class EvalConfig:
+    """``eval.py``'s top level; the groups are typed by their own schemas."""
+
+    data: Any = None
+    trainer: Any = None
+    paths: Any = None
+    task_name: str = "eval"
+    ckpt_path: Optional[str] = None
+    seed: int = spec(42, SEED)
+
+
+@dataclass
+class TrainConfig(EvalConfig):
+    """``train.py``'s top level: eval's keys and the training groups and switches."""
+
+    augment: Any = None
+    model: Any = None
+    regularization: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    callbacks: Any = None
+    logger: Any = None
+    scale: Any = None
+    task_name: str = "train"
+    resume: Optional[str] = None
+    optimized_metric: Optional[str] = None
+    channels_last: Any = spec("auto", choice("auto", True, False))
+    compile: bool = False
+    compile_options: CompileConfig = field(default_factory=CompileConfig)
+    label_smoothing: float = spec(0.0, PROBABILITY)
+    test: bool = True

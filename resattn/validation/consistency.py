@@ -1,0 +1,83 @@
+"""Rules across fields: run length, the optimised metric, data sizes against the dataset, the model layout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+from resattn.cifar import CIFAR10_TEST_COUNT, CIFAR10_TRAIN_COUNT
+from resattn.errors import ConfigError
+from resattn.metrics import RESULT_METRICS, TEST_METRICS
+from resattn.schema.model import BLOCK_KEYS
+from resattn.validation.values import ABSENT, fmt, select
+
+
+def check_epochs(cfg: DictConfig) -> None:
+    max_epochs, max_steps = select(cfg, "trainer.max_epochs"), select(cfg, "trainer.max_steps")
+    if max_epochs == 0 or (max_epochs == -1 and max_steps in (-1, None, ABSENT)):
+        raise ConfigError(
+            f"trainer.max_epochs={max_epochs}: out of range; expected an integer >= 1 (-1 only together with trainer.max_steps >= 1)"
+        )
+    if max_steps == 0:
+        raise ConfigError("trainer.max_steps=0: out of range; expected -1 (no limit) or an integer >= 1")
+
+
+def check_optimized_metric(cfg: DictConfig) -> None:
+    name = select(cfg, "optimized_metric")
+    if name in (None, ABSENT):
+        return
+    tested = cfg.get("test", True)
+    allowed = [*RESULT_METRICS, *([*TEST_METRICS, "test/acc_<class name>"] if tested else [])]
+    if not (name in allowed or (name.startswith("test/acc_") and tested)):
+        hint = " (test=false: no test metrics)" if name.startswith("test/") else ""
+        raise ConfigError(f"optimized_metric={fmt(name)}: not a metric this run produces{hint}; allowed: {', '.join(allowed)} or null")
+
+
+def check_data_sizes(cfg: DictConfig) -> None:
+    source, val_source, train, val, test, batch = (
+        select(cfg, f"data.{k}") for k in ("source", "val_source", "train_size", "val_size", "test_size", "batch_size")
+    )
+    if any(v is ABSENT for v in (source, val_source, train, val, test, batch)):
+        return
+    if source != "synthetic":
+        if train > CIFAR10_TRAIN_COUNT:
+            raise ConfigError(f"data.train_size={train}: out of range; CIFAR-10 has {CIFAR10_TRAIN_COUNT} training images")
+        if val_source == "holdout" and train + val > CIFAR10_TRAIN_COUNT:
+            raise ConfigError(
+                f"data.train_size={train} + data.val_size={val}: out of range; with data.val_source=holdout they must "
+                f"sum to <= {CIFAR10_TRAIN_COUNT} (validation images lie outside the pool); lower one of them"
+            )
+        if test is not None and test > CIFAR10_TEST_COUNT:
+            raise ConfigError(f"data.test_size={test}: out of range; CIFAR-10 has {CIFAR10_TEST_COUNT} test images (null = all)")
+    if val_source == "seed_overlap" and val > train:
+        raise ConfigError(f"data.val_size={val}: out of range; with data.val_source=seed_overlap it must be <= data.train_size={train}")
+    if batch > train:
+        raise ConfigError(
+            f"data.batch_size={batch}: out of range; expected <= data.train_size={train} (the last "
+            "partial batch is dropped, so an epoch would have no step)"
+        )
+
+
+def check_layout(model: Any) -> None:
+    """Each ``model.layout`` entry has the keys its type needs and no others, and the head's pool fits the
+    final feature map (``model`` as a plain mapping)."""
+    size = model["input_size"] // 2  # after the stem's 2x2 max pool
+    for index, block in enumerate(model["layout"]):
+        where, kind = f"model.layout[{index}]", block["type"]
+        required, optional = BLOCK_KEYS[kind]
+        keys = {k for k, v in block.items() if v is not None} - {"type"}
+        if missing := required - keys:
+            raise ConfigError(f"{where} ({kind}) lacks {', '.join(sorted(missing))}; a {kind} needs {', '.join(sorted(required))}")
+        if unknown := keys - required - optional:
+            raise ConfigError(
+                f"{where} ({kind}) has unknown keys {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(required | optional))}"
+            )
+        if kind == "unit":
+            for _ in range(block.get("repeat") or 1):
+                size = -(-size // (block.get("stride") or 1))
+    if model["pool_kernel"] > size:
+        raise ConfigError(
+            f"model.pool_kernel={model['pool_kernel']}: out of range; the final feature map is "
+            f"{size}x{size}, so expected an integer <= {size}"
+        )
