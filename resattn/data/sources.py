@@ -19,7 +19,6 @@ from resattn.cifar import ENV_DATA_DIR, IMAGE_SHAPE, NPZ_NAME, NUM_CLASSES, TORC
 from resattn.errors import ConfigError, DataError
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-SOURCES = ("auto", "npz", "torchvision", "synthetic")
 
 
 @dataclass(frozen=True)
