@@ -21,6 +21,8 @@ run improved_none experiment=improved scale=cpu model.attention=none
 run seed_regularized experiment=seed_regularized scale=cpu
 run seed_mini_paper experiment=seed_mini_paper scale=cpu
 run seed_attention56 experiment=seed_attention56 scale=cpu
-# Issue 13's label-noise demonstration (arl vs none at p = 0.3), published in docs/results/label_noise/:
+# Issue 13's label-noise demonstration (arl vs none at p = 0.3, two seeds), published in docs/results/label_noise/:
 run improved_noise30 experiment=improved scale=cpu data.label_noise=0.3
 run improved_noise30_none experiment=improved scale=cpu data.label_noise=0.3 model.attention=none
+run improved_noise30_seed1 experiment=improved scale=cpu data.label_noise=0.3 seed=1
+run improved_noise30_none_seed1 experiment=improved scale=cpu data.label_noise=0.3 model.attention=none seed=1
