@@ -1,11 +1,16 @@
-"""Small readers of a run directory's outputs, shared by the test modules."""
+"""Small helpers shared by the test modules: readers of a run directory's outputs, the config check."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
+
+from resattn.config import compose
+from resattn.errors import ConfigError
+from resattn.validation import check_config
 
 
 def run_checkpoint(run_dir: Path, name: str = "last.ckpt") -> dict[str, Any]:
@@ -16,3 +21,11 @@ def run_checkpoint(run_dir: Path, name: str = "last.ckpt") -> dict[str, Any]:
 def run_state(run_dir: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
     """The state dict of ``<run_dir>/checkpoints/<name>``."""
     return run_checkpoint(run_dir, name)["state_dict"]
+
+
+def config_error(*overrides: str) -> str:
+    """The one-line :class:`ConfigError` that composing ``debug=smoke`` with ``overrides`` and validating it raises
+    (as ``train.py`` does before any work); fails the test if none is raised."""
+    with pytest.raises(ConfigError) as info:
+        check_config(compose("train", ["debug=smoke", *overrides]))
+    return str(info.value)

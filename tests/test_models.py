@@ -27,7 +27,7 @@ from resattn.errors import ConfigError
 from resattn.factory import build_model
 from resattn.models import AttentionModule, KerasSameConv2d, combine
 from resattn.summary import count_params
-from resattn.validation import check_config
+from tests.helpers import config_error
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("attention56_mini", "attention56_mini_paper", "attention56", "attention92")
@@ -521,11 +521,6 @@ def test_torch_compile_fullgraph_inductor():
 # Bad config values
 
 
-def _check(overrides: list[str]) -> None:
-    """Compose and validate as ``train.py`` does before any work."""
-    check_config(compose("train", ["debug=smoke", *overrides]))
-
-
 @pytest.mark.parametrize(
     ("override", "key"),
     [
@@ -548,6 +543,4 @@ def _check(overrides: list[str]) -> None:
 )
 def test_bad_model_config_is_one_config_error(override, key):
     """Types fail at composition, ranges and layout rules in the validator: one ConfigError naming the key."""
-    with pytest.raises(ConfigError) as info:
-        _check([override])
-    assert key in str(info.value)
+    assert key in config_error(override)

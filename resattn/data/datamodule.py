@@ -123,7 +123,6 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.overlap: dict[str, int] = {}
         self.rank = 0
         self.world_size = 1
-        self._norm: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # split -> (scale, shift), 0-255 input
         self._preparer: Optional[BatchPreparer] = None
         self._resident_cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -157,8 +156,8 @@ class CIFAR10DataModule(pl.LightningDataModule):
         norm, mean255, std255 = normalization(parts, self.normalization)
         self.mean = tuple(float(m) for m in mean255 / 255.0)  # type: ignore[assignment]
         self.std = tuple(float(s) for s in std255 / 255.0)  # type: ignore[assignment]
-        self._norm = {k: (torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)) for k, (a, b) in norm.items()}
-        self._preparer = None
+        stats = {k: (torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)) for k, (a, b) in norm.items()}
+        self._preparer = BatchPreparer(stats, self.augment)
 
         def to_nchw(x: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
@@ -274,8 +273,6 @@ class CIFAR10DataModule(pl.LightningDataModule):
 
     def _batches(self) -> BatchPreparer:
         self._require_setup()
-        if self._preparer is None or self._preparer.augment is not self.augment:
-            self._preparer = BatchPreparer(self._norm, self.augment)
         return self._preparer
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
