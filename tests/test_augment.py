@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -133,10 +134,87 @@ def test_keras_zoom_is_independent_per_axis_and_within_range():
     assert (c[:, 0] - c[:, 1]).abs().max() > 2.0  # the two axes zoom independently
 
 
-def test_keras_matches_scipy_reference():
-    """Same geometry as keras-preprocessing's apply_affine_transform (scipy, order=1, mode='nearest')."""
-    ndi = pytest.importorskip("scipy.ndimage")
-    aug = KerasAugment()
+def _real_looking_images(n: int) -> torch.Tensor:
+    """``n`` CIFAR-10 test images (``N×3×32×32`` float, 0-255) when the npz is at hand, else smooth synthetic
+    scenes (gradients, discs and hard edges) that exercise interpolation the same way."""
+    for folder in (os.environ.get("RESATTN_DATA_DIR"), Path(__file__).resolve().parents[2] / "shared" / "cifar10"):
+        if folder and (Path(folder) / "cifar10.npz").is_file():
+            with np.load(Path(folder) / "cifar10.npz") as data:
+                return torch.from_numpy(data["x_test"][:n]).permute(0, 3, 1, 2).float()
+    g = gen(20)
+    rows, cols = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    out = torch.empty(n, 3, 32, 32)
+    for i in range(n):
+        a, b, r, cr, cc = (torch.rand(5, generator=g) * torch.tensor([4, 4, 10, 32, 32])).tolist()
+        disc = ((rows - cr) ** 2 + (cols - cc) ** 2 < (r + 3) ** 2).float()
+        for ch in range(3):
+            out[i, ch] = (a * rows + b * cols + 120 * disc * (ch + 1) / 3 + 40 * (cols > 20).float()).clamp(0, 255)
+    return out
+
+
+KERAS_CASES = {
+    "rotation": dict(rotation=20, width_shift=0, height_shift=0, zoom=(1, 1), horizontal_flip=False),
+    "zoom": dict(rotation=0, width_shift=0, height_shift=0, zoom=(0.8, 1.2), horizontal_flip=False),
+    "shift": dict(rotation=0, width_shift=0.2, height_shift=0.2, zoom=(1, 1), horizontal_flip=False),
+    "flip": dict(rotation=0, width_shift=0, height_shift=0, zoom=(1, 1), horizontal_flip=True),
+    "rotation_zoom": dict(rotation=20, width_shift=0, height_shift=0, zoom=(0.8, 1.2), horizontal_flip=False),
+    "all": dict(),  # the original's ranges: rotation 20, shifts 0.2, zoom [0.8, 1.2], flip
+}
+
+
+def _keras_reference(x: torch.Tensor, p: dict[str, torch.Tensor], case: dict) -> np.ndarray:
+    """keras-preprocessing 1.1.2's own transform of each image, as ``ImageDataGenerator.apply_transform`` does it."""
+    kp = pytest.importorskip("keras_preprocessing.image", reason="keras-preprocessing 1.1.2 (dev extra) not installed")
+    pytest.importorskip("scipy", reason="scipy (dev extra, needed by keras-preprocessing) not installed")
+    aug = KerasAugment(**case)
+    refs = []
+    for i in range(x.shape[0]):
+        img = x[i].permute(1, 2, 0).numpy().astype(np.float64)  # HWC, as Keras holds it
+        ref = kp.apply_affine_transform(
+            img,
+            theta=p["theta"][i].item() if aug.rotation else 0,
+            tx=p["shift_r"][i].item() if aug.height_shift else 0,  # Keras' tx is the row (height) shift
+            ty=p["shift_c"][i].item() if aug.width_shift else 0,
+            zx=p["zoom_r"][i].item() if aug.zoom != (1.0, 1.0) else 1,
+            zy=p["zoom_c"][i].item() if aug.zoom != (1.0, 1.0) else 1,
+            fill_mode="nearest",
+            order=1,
+        )
+        if p["flip"][i]:
+            ref = kp.flip_axis(ref, 1)
+        refs.append(ref.transpose(2, 0, 1))
+    return np.stack(refs)
+
+
+@pytest.mark.parametrize("case", list(KERAS_CASES), ids=list(KERAS_CASES))
+def test_keras_1_1_center_matches_keras_preprocessing(case):
+    """``center=keras_1_1`` (the default) equals keras-preprocessing 1.1.2 within 1e-2 on the 0-255 scale."""
+    x = _real_looking_images(24)
+    aug = KerasAugment(**KERAS_CASES[case])
+    assert aug.center == "keras_1_1"
+    p = aug.sample_params(24, 32, 32, gen(10))
+    ref = _keras_reference(x, p, KERAS_CASES[case])
+    assert np.abs(aug.apply_params(x, p).numpy() - ref).max() <= 1e-2
+
+
+@pytest.mark.parametrize("case", list(KERAS_CASES), ids=list(KERAS_CASES))
+def test_geometric_center_differs_from_keras_only_where_it_turns(case):
+    """The true centre (``center=geometric``) is not Keras 1.1 once rotation or zoom is on: the check above
+    would fail with it; shifts and flips do not depend on the centre."""
+    x = _real_looking_images(24)
+    aug = KerasAugment(**KERAS_CASES[case], center="geometric")
+    p = aug.sample_params(24, 32, 32, gen(10))
+    diff = np.abs(aug.apply_params(x, p).numpy() - _keras_reference(x, p, KERAS_CASES[case])).max()
+    if case in ("shift", "flip"):
+        assert diff <= 1e-2
+    else:
+        assert diff > 5.0, diff
+
+
+def test_geometric_center_matches_scipy_about_the_true_centre():
+    """``center=geometric``: keras-preprocessing's geometry about ``((H-1)/2, (W-1)/2)`` (scipy, order=1, mode='nearest')."""
+    ndi = pytest.importorskip("scipy.ndimage", reason="scipy (dev extra) not installed")
+    aug = KerasAugment(center="geometric")
     x = random_batch(6, seed=9).float()
     p = aug.sample_params(6, 32, 32, gen(10))
     out = aug.apply_params(x, p)
@@ -220,6 +298,7 @@ def test_same_seed_same_batch_different_seed_different_batch(aug):
         (["augment.width_shift=1.5"], "augment.width_shift=1.5: out of range"),
         (["augment.rotation=-5"], "augment.rotation=-5.0: out of range"),
         (["augment.fill_mode=wrap"], "augment.fill_mode='wrap': not supported"),
+        (["augment.center=middle"], "augment.center='middle': not supported; expected one of keras_1_1, geometric"),
         (["augment=standard", "augment.padding=-1"], "augment.padding=-1: out of range; expected an integer >= 0"),
         (["augment=standard", "augment.rotation=5"], "no key rotation in augment; allowed: padding, horizontal_flip"),
     ],
@@ -236,6 +315,8 @@ def test_augment_configs_instantiate():
     assert isinstance(keras, KerasAugment)
     assert (keras.rotation, keras.width_shift, keras.height_shift, keras.zoom) == (20.0, 0.2, 0.2, (0.8, 1.2))
     assert keras.horizontal_flip and keras.interpolation == "bilinear" and keras.fill_mode == "nearest"
+    assert keras.center == "keras_1_1"
+    assert group("keras").center == instantiate(compose("train", ["experiment=seed_adam_base"]).augment).center
     standard = group("standard")
     assert isinstance(standard, StandardAugment) and standard.padding == 4 and standard.horizontal_flip
     assert isinstance(group("none"), NoAugment)

@@ -91,9 +91,15 @@ class KerasAugment(nn.Module):
     ``interpolation_order=1`` (scipy ``ndimage.affine_transform(order=1)`` in keras-preprocessing
     1.1, ``tfa.image.transform(interpolation='bilinear')`` later); ``'nearest'`` is order 0.
 
-    One deliberate difference: keras-preprocessing 1.1 rotated/zoomed about ``(H/2 + 0.5, W/2 + 0.5)``,
-    one pixel off the true centre ``((H-1)/2, (W-1)/2)`` (fixed in later Keras versions); we use the
-    true centre.  The effect is a sub-pixel translation (≤ 0.5 px) of no practical consequence.
+    Centre of rotation and zoom (``center``):
+
+    * ``keras_1_1`` (default): exactly keras-preprocessing 1.1's ``transform_matrix_offset_center``,
+      which turns about pixel ``(H/2 + 0.5, W/2 + 0.5)`` -- one pixel below and right of the true centre
+      (what TF 2.0's ``ImageDataGenerator`` ran).  Equal to the true-centre transform followed by the
+      input-space shift ``(I - R·Z)·(1, 1)`` px, which is how it is applied here;
+    * ``geometric``: the true centre ``((H-1)/2, (W-1)/2)``.  Against ``keras_1_1`` this moves the sampled
+      points by ``|(I - R·Z)·(1, 1)|``: 0 px for shifts and flips, on average about 0.3 px and up to about
+      0.8 px over the original's rotation and zoom ranges.
 
     When every range is zero the affine resampling is skipped (exact identity, or an exact flip).
     """
@@ -107,6 +113,7 @@ class KerasAugment(nn.Module):
         horizontal_flip: bool = True,
         interpolation: str = "bilinear",
         fill_mode: str = "nearest",
+        center: str = "keras_1_1",
     ) -> None:
         super().__init__()
         self.rotation = float(rotation)
@@ -116,12 +123,13 @@ class KerasAugment(nn.Module):
         self.horizontal_flip = bool(horizontal_flip)
         self.interpolation = interpolation
         self.fill_mode = fill_mode
+        self.center = center
 
     def extra_repr(self) -> str:
         return (
             f"rotation={self.rotation}, width_shift={self.width_shift}, height_shift={self.height_shift}, "
             f"zoom={self.zoom}, horizontal_flip={self.horizontal_flip}, interpolation={self.interpolation!r}, "
-            f"fill_mode={self.fill_mode!r}"
+            f"fill_mode={self.fill_mode!r}, center={self.center!r}"
         )
 
     @property
@@ -141,8 +149,7 @@ class KerasAugment(nn.Module):
             "flip": (u[:, 5] < 0.5) if self.horizontal_flip else torch.zeros_like(u[:, 5], dtype=torch.bool),
         }
 
-    @staticmethod
-    def affine_matrices(p: dict[str, torch.Tensor], h: int, w: int) -> torch.Tensor:
+    def affine_matrices(self, p: dict[str, torch.Tensor], h: int, w: int) -> torch.Tensor:
         """``N×2×3`` matrices for ``F.affine_grid`` (normalised x=col, y=row coordinates, align_corners=False)."""
         th = p["theta"] * (math.pi / 180.0)
         cos, sin = torch.cos(th), torch.sin(th)
@@ -153,6 +160,12 @@ class KerasAugment(nn.Module):
         a10, a11 = -sin * zc, cos * zr
         b0 = cos * tc + sin * tr
         b1 = -sin * tc + cos * tr
+        if self.center == "keras_1_1":
+            # Turning about c + d instead of c (d = (1, 1) px): in = c + R(Z(o - d) + t) + d, i.e. the
+            # true-centre map plus the input-space shift d - R·Z·d.  In (x=col, y=row): R·Z·d has
+            # x = a00 + a01 and y = a10 + a11 (before the flip, which acts on the output).
+            b0 = b0 + 1.0 - (a00 + a01)
+            b1 = b1 + 1.0 - (a10 + a11)
         # Horizontal flip after the transform: out_x -> -out_x, i.e. negate the first column.
         sign = 1.0 - 2.0 * p["flip"].to(cos.dtype)
         a00, a10 = a00 * sign, a10 * sign

@@ -61,6 +61,7 @@ class KerasAugmentConfig:
     horizontal_flip: bool = True
     interpolation: str = spec("bilinear", choice("bilinear", "nearest"))
     fill_mode: str = spec("nearest", choice("nearest", "constant", "reflect"))
+    center: str = spec("keras_1_1", choice("keras_1_1", "geometric"))
 
 
 @dataclass
