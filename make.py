@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """One-command setup + run, needing only Python 3.10+:
 
-    python3 make.py train [hydra overrides]   # create .venv, install resattn[dev], run train.py
+    python3 make.py train [hydra overrides]   # create .venv, install resattn (what training needs), run train.py
                                               # (downloads CIFAR-10 through torchvision if no local copy)
-    python3 make.py test  [pytest args]       # same environment, run the test suite
+    python3 make.py test  [pytest args]       # install resattn[dev] (sweeps, trackers, test tools), run the tests
 
 Any other first argument runs that script/module inside the venv, e.g. ``python3 make.py eval.py ckpt_path=...``.
 """
@@ -23,19 +23,30 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
+def _stamp(extras: str) -> tuple[Path, str]:
+    """The file recording an install with ``extras``, and the digest it holds when pyproject.toml is unchanged."""
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    return VENV / f".resattn-installed-{extras or 'base'}", digest
+
+
+def _installed(extras: str) -> bool:
+    stamp, digest = _stamp(extras)
+    return stamp.exists() and stamp.read_text() == digest
+
+
 def ensure_env(extras: str = "dev") -> None:
-    """Create the venv and (re)install the project (with sweep plugins and test tools) when pyproject.toml changed."""
+    """Create the venv and (re)install the project when pyproject.toml changed: ``extras=""`` is what training and
+    evaluation need; ``dev`` adds the sweep plugins, trackers and test tools (and so covers the base install)."""
     if not PYTHON.exists():
         print(f"[make] creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
-    stamp = VENV / f".resattn-installed-{extras or 'base'}"
-    if stamp.exists() and stamp.read_text() == digest:
+    if _installed(extras) or _installed("dev"):
         return
     spec = f".[{extras}]" if extras else "."
     print(f"[make] installing resattn{f'[{extras}]' if extras else ''} into {VENV}", flush=True)
     subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True, cwd=ROOT)
     subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "-e", spec], check=True, cwd=ROOT)
+    stamp, digest = _stamp(extras)
     stamp.write_text(digest)
 
 
@@ -57,7 +68,7 @@ def main(argv: list[str]) -> int:
     if command == "test":
         ensure_env()
         return subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
-    ensure_env()
+    ensure_env(extras="" if command in ("train", "eval", "eval.py", "train.py") else "dev")
     if command == "train":
         args = with_download(args)
     script = {"train": "train.py", "eval": "eval.py"}.get(command, command)

@@ -89,6 +89,11 @@ CASES = [
         ),
     ),
     Case(
+        "data_root_is_the_npz_file",
+        ("data=cifar10", "data.root={base}/data/bad_labels/cifar10.npz", *NEW),
+        ("cifar10.npz: a file, not a folder; pass the folder that holds cifar10.npz: data.root=", "data/bad_labels"),
+    ),
+    Case(
         "labels_out_of_range",
         (*T, "data=cifar10", "data.source=npz", "data.root={base}/data/bad_labels", *NEW),
         ("bad_labels/cifar10.npz: y_train has labels in [0, 12]; expected class indices 0..9",),

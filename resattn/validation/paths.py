@@ -22,6 +22,8 @@ def check_data_root(cfg: DictConfig) -> None:
         f"put {NPZ_NAME} there (or torchvision's {TORCHVISION_DIR}/; data.download=true when online), or point "
         f"data.root / ${ENV_DATA_DIR} at the folder that holds it"
     )
+    if root.is_file():
+        raise DataError(f"data.root={root}: a file, not a folder; pass the folder that holds {root.name}: data.root={root.parent}")
     if not download and not root.is_dir():
         raise DataError(f"data.root={root}: no such directory; {fix}")
     has_npz, has_tv = (root / NPZ_NAME).is_file(), (root / TORCHVISION_DIR).is_dir()
