@@ -31,6 +31,9 @@ class TrainerConfig:
     devices: Any = 1
     num_nodes: int = spec(1, integer(1))
     sync_batchnorm: bool = False
+    # Not a Trainer argument: seconds a DDP collective waits for the other ranks before the run ends
+    # (resattn.callbacks.ranks.strategy_with_timeout); gloo's and NCCL's own default is 30 min.
+    ddp_timeout: float = spec(300.0, number(gt=0))
     precision: Any = spec(
         32,
         Rule(
@@ -111,3 +114,4 @@ class CallbacksConfig:
     plan: Optional[Any] = None
     progress_bar: Optional[Any] = None
     graceful_stop: Optional[Any] = None
+    rank_watch: Optional[Any] = None
