@@ -47,11 +47,13 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], **overrides: Any) -> pl.Trainer:
-    """The ``trainer`` group as a Trainer; ``trainer.ddp_timeout`` (not a Trainer argument) goes to the strategy."""
+    """The ``trainer`` group as a Trainer; ``trainer.ddp_start_timeout`` (not a Trainer argument) goes to the strategy
+    (``trainer.ddp_timeout`` to :class:`resattn.callbacks.RankWatch`)."""
     args = OmegaConf.to_container(cfg.trainer, resolve=True)
-    timeout = args.pop("ddp_timeout", None)
+    start_timeout = args.pop("ddp_start_timeout", None)
+    args.pop("ddp_timeout", None)
     if isinstance(args.get("strategy"), str):
-        overrides.setdefault("strategy", strategy_with_timeout(args["strategy"], timeout))
+        overrides.setdefault("strategy", strategy_with_timeout(args["strategy"], start_timeout))
     return instantiate(args, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()], **overrides)
 
 

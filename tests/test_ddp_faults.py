@@ -4,7 +4,6 @@ when the test ends, also on failure (:func:`tests.faults.process_group`)."""
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import time
@@ -21,6 +20,7 @@ from tests.helpers import run_state
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
 # 256 images / (32 per rank x 2 ranks) = 4 steps per epoch; dropout exercises every rank's RNG restore.
 RUN = [*TINY, *DDP, "regularization.dropout=0.3", "trainer.max_epochs=2", "test=false", "data.eval_batch_size=16"]
+RUN += ["logger.tensorboard=null", "callbacks.weight_histograms=null"]  # not under test here: quicker runs
 START_S = 240  # start-up of both ranks on a loaded 2-core machine
 STOP_S = 60  # the issue's bound: every rank has exited this long after the signal
 
@@ -86,18 +86,20 @@ def test_sigterm_to_every_rank_stops_all_and_resumes_bitwise(tmp_path: Path, str
     assert_same_weights(straight, run)
 
 
-# One run per case; together they send SIGTERM and SIGINT each to rank 0 only, to rank 1 only and to every rank
-# (with the case above), during a training step, validation, the final test and a checkpoint save.
+# One run per case; with the case above they send SIGTERM to rank 0 only, to rank 1 only and to every rank, SIGINT to
+# rank 1 only and to every rank (SIGINT to rank 0 alone takes the same path as SIGTERM; single-process runs test it),
+# during a training step, validation, a checkpoint save and the final test. test_reliability.py resumes a run stopped
+# during its test.
+EPOCH_END = "at the end of epoch 0 (step 4); saved resumable checkpoint"
 CASES = {
     "train-SIGINT-rank1": ("train", "SIGINT", [1], {"step": 3}, "mid-epoch 0 (step 3); saved resumable checkpoint", 3),
-    "validation-SIGTERM-rank0": ("validation", "SIGTERM", [0], {"step": 4}, "at the end of epoch 0 (step 4); saved resumable", 4),
-    "validation-SIGINT-every-rank": ("validation", "SIGINT", [0, 1], {"step": 4}, "at the end of epoch 0 (step 4); saved resumable", 4),
-    "save-SIGINT-rank0": ("save", "SIGINT", [0], {"step": 4}, "at the end of epoch 0 (step 4); saved resumable", 4),
+    "validation-SIGTERM-rank0": ("validation", "SIGTERM", [0], {"step": 4}, EPOCH_END, 4),
+    "save-SIGINT-every-rank": ("save", "SIGINT", [0, 1], {"step": 4}, EPOCH_END, 4),
     "test-SIGTERM-rank1": ("test", "SIGTERM", [1], {"batch": 0}, "during the test (step 8); no new checkpoint; the last one is", 8),
 }
 
 
-@pytest.mark.timeout(2 * (START_S + 120))
+@pytest.mark.timeout(START_S + 120)
 @pytest.mark.parametrize("case", list(CASES))
 def test_signal_to_some_ranks_stops_all_at_one_step(tmp_path: Path, case: str) -> None:
     at, name, ranks, where, message, step = CASES[case]
@@ -109,13 +111,8 @@ def test_signal_to_some_ranks_stops_all_at_one_step(tmp_path: Path, case: str) -
     stopped = lines(output, "interrupted:")
     last = run / "checkpoints" / "last.ckpt"
     assert stopped == [f"interrupted: {name} {message} {last}; continue with: python train.py resume={run}"] * 2
-    assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == step
+    assert load_checkpoint(last)["global_step"] == step
     assert "Traceback" not in output and not (run / "metrics.json").exists()
-    if at == "test":  # the fit is complete; resume= runs the test again
-        codes, output = train_group([f"resume={run}", "+callbacks.fault.ranks=[]"], tmp_path / "resume.log")
-        assert codes == {0: 0, 1: 0}, output[-3000:]
-        metrics = json.loads((run / "metrics.json").read_text())
-        assert metrics["status"] == "ok" and metrics["global_step"] == 8 and "test/acc" in metrics
 
 
 # -------------------------------------------------------------------------------------------- a dying rank
@@ -144,15 +141,15 @@ def test_a_dying_rank_ends_the_run_and_resume_continues(tmp_path: Path, straight
     assert_same_weights(straight, run)
 
 
-@pytest.mark.timeout(START_S + 300)
+@pytest.mark.timeout(START_S + 180)
 def test_a_hung_rank_ends_the_run_after_the_timeout(tmp_path: Path) -> None:
-    """A rank that stops responding (here SIGSTOP) ends the run after trainer.ddp_timeout seconds, not gloo's 30 min.
-    The timeout also bounds the ranks' start-up, so it stays above rank 1's start on a loaded machine."""
-    run, timeout = tmp_path / "run", 60
+    """A rank that stops responding (here SIGSTOP) ends the run after trainer.ddp_timeout seconds, not gloo's 30 min
+    (the ranks' start-up has its own, longer bound: trainer.ddp_start_timeout)."""
+    run, timeout = tmp_path / "run", 10
     args = ["train.py", *RUN, f"trainer.ddp_timeout={timeout}", *fault_args("train", "SIGSTOP", [1], step=3), f"hydra.run.dir={run}"]
     with process_group(args, tmp_path / "log") as group:
         group.wait_for_ranks(2, START_S)
-        code = group.proc.wait(START_S + timeout + 60)
+        code = group.proc.wait(START_S + timeout + 60)  # start-up, 2 steps, the timeout, exit
         output = group.output()
     assert code == 4, output[-3000:]
     errors = lines(output, "error:")

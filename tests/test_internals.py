@@ -7,8 +7,9 @@ release that drops one of them fails here, naming it, instead of failing mid-run
   the epoch (``SIGTERMException``); ``_SignalConnector._sigterm_notifier_fn`` (broadcasts inside the SIGTERM handler:
   the DDP hang of issue 20), ``_slurm_sigusr_handler_fn`` (SLURM requeue) and ``register_signal_handlers`` chaining
   the SIGTERM handler found before it: replaced by ``RecordingSignalConnector`` (resattn.callbacks.signals);
-* ``StrategyRegistry[name]["strategy"/"init_params"]`` and ``DDPStrategy(timeout=)`` / ``._timeout``: the
-  process-group timeout ``trainer.ddp_timeout`` (resattn.callbacks.ranks);
+* ``StrategyRegistry[name]["strategy"/"init_params"]`` and ``DDPStrategy(timeout=)`` / ``._timeout``: the ranks'
+  start-up bound ``trainer.ddp_start_timeout``; ``torch.distributed.set_timeout``: ``trainer.ddp_timeout``
+  (resattn.callbacks.ranks);
 * ``ModelCheckpoint._last_global_step_saved`` / ``_last_checkpoint_saved`` / ``_save_last_checkpoint`` /
   ``_monitor_candidates``: writing ``last.ckpt`` every epoch and after a stop (resattn.callbacks);
 * ``ExperimentWriter._check_log_dir_exists`` and ``CSVLogger._fs`` / ``_experiment``: appending to
@@ -89,3 +90,6 @@ def test_ddp_strategy_takes_a_timeout() -> None:
     assert isinstance(strategy, DDPStrategy) and strategy._timeout == timedelta(seconds=7)
     assert strategy._start_method == "popen"
     assert strategy_with_timeout("auto", 7) == "auto" and strategy_with_timeout("ddp", None) == "ddp"
+    import torch.distributed as dist
+
+    assert list(inspect.signature(dist.set_timeout).parameters)[:2] == ["timeout", "group"]

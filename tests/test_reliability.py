@@ -262,3 +262,16 @@ def test_slurm_requeue_signal_saves_and_requeues_at_a_step_boundary(tmp_path: Pa
     assert done.returncode == 0, done.stderr[-3000:]  # on a cluster SLURM ends the job; here training goes on
     assert calls.read_text().split() == ["requeue", "4242"]
     assert load_checkpoint(run / "hpc_ckpt_1.ckpt")["global_step"] == 3
+
+
+def test_sigterm_during_the_final_test_stops_it_and_resume_runs_the_test(tmp_path: Path) -> None:
+    common = [*TINY, "trainer.max_epochs=1", "+callbacks.fault._target_=tests.faults.Fault", "+callbacks.fault.at=test"]
+    with pytest.raises(RunInterrupted) as stop:
+        train(compose_cfg(tmp_path, [*common, "+callbacks.fault.batch=0"]))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert stop.value.code == 143 and str(stop.value) == (
+        f"SIGTERM during the test (step 8); no new checkpoint; the last one is {last}; continue with: python train.py resume={tmp_path}"
+    )
+    assert not (tmp_path / "metrics.json").exists()
+    metrics = train(compose_cfg(tmp_path, [*common, "+callbacks.fault.ranks=[]", f"resume={tmp_path}"]))
+    assert metrics["global_step"] == 8 and "test/acc" in metrics and (tmp_path / "metrics.json").is_file()

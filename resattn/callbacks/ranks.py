@@ -2,9 +2,11 @@
 
 A rank killed (``kill -9``, the out-of-memory killer) or ending on an error closes its connections, and the
 next collective of every other rank fails at once; a rank that hangs makes them fail after the process-group
-timeout (``trainer.ddp_timeout``, seconds; :func:`strategy_with_timeout`). :class:`RankWatch` learns every
-rank's host and pid once at setup, and :func:`ranks_end_together` turns such a collective failure into a
-:class:`RankLost` error (exit status 4) that names the rank that is gone.
+timeout. The strategy's timeout (:func:`strategy_with_timeout`, ``trainer.ddp_start_timeout``) bounds the ranks'
+start-up, which can take long (rank 0 starts the others once it is set up); :class:`RankWatch` then sets the
+timeout of every later collective to ``trainer.ddp_timeout``. It also learns every rank's host and pid, and
+:func:`ranks_end_together` turns a failed collective into a :class:`RankLost` error (exit status 4) naming the rank
+that is gone.
 """
 
 from __future__ import annotations
@@ -81,9 +83,11 @@ def _gone(pid: int) -> bool:
 
 
 class RankWatch(pl.Callback):
-    """Records every rank's (host, pid) at setup, to name the rank that is gone when a collective fails."""
+    """Once every rank has joined: sets the process-group ``timeout`` (seconds) and records every rank's (host, pid),
+    to name the rank that is gone when a collective fails."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None = None) -> None:
+        self.timeout = timeout
         self.peers: list[tuple[str, int]] = []
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -91,6 +95,8 @@ class RankWatch(pl.Callback):
             peers: list[Any] = [None] * trainer.world_size
             dist.all_gather_object(peers, (socket.gethostname(), os.getpid()))
             self.peers = [tuple(p) for p in peers]
+            if self.timeout is not None:
+                dist.set_timeout(timedelta(seconds=float(self.timeout)))
 
     def gone_ranks(self, rank: int, wait_s: float = 3.0) -> list[int] | None:
         """Ranks on this host whose process has ended (waiting up to ``wait_s`` for one that is exiting);
@@ -111,7 +117,7 @@ class RankWatch(pl.Callback):
         """The one-line error for a failed collective on this rank."""
         rank = trainer.global_rank
         gone = self.gone_ranks(rank) if self.peers else None
-        timeout = getattr(trainer.strategy, "_timeout", None)
+        timeout = timedelta(seconds=float(self.timeout)) if self.timeout is not None else getattr(trainer.strategy, "_timeout", None)
         limit = f"{timeout.total_seconds():g} s" if isinstance(timeout, timedelta) else "the process-group timeout"
         if gone:
             names = ", ".join(f"rank {r} (pid {self.peers[r][1]})" for r in gone)
