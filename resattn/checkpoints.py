@@ -13,6 +13,18 @@ from resattn.errors import CheckpointError
 REQUIRED_KEYS = ("state_dict", "hyper_parameters")
 
 
+def read_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """A resattn checkpoint file loaded on the CPU and ``None``, or ``None`` and what is wrong with it."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for corrupt files
+        reason = " ".join(str(exc).split())[:160]
+        return None, f"unreadable or truncated checkpoint ({type(exc).__name__}: {reason})"
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS) or "cfg" not in (ckpt.get("hyper_parameters") or {}):
+        return None, "not a resattn checkpoint (no stored model config)"
+    return ckpt, None
+
+
 def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     """Load a resattn Lightning checkpoint on the CPU, rejecting missing, truncated or foreign files."""
     path = Path(path).expanduser()
@@ -20,15 +32,10 @@ def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
         raise CheckpointError(f"{key}={path}: no such file; pass a .ckpt file (e.g. <run dir>/checkpoints/last.ckpt) or a run directory")
     if not path.is_file():
         raise CheckpointError(f"{key}={path}: not a file; pass a .ckpt file or a run directory")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for corrupt files
-        reason = " ".join(str(exc).split())[:160]
-        raise CheckpointError(
-            f"{key}={path}: unreadable or truncated checkpoint ({type(exc).__name__}: {reason}); use another checkpoint, e.g. last.ckpt"
-        ) from None
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS) or "cfg" not in (ckpt.get("hyper_parameters") or {}):
-        raise CheckpointError(f"{key}={path}: not a resattn checkpoint (no stored model config); pass a checkpoint written by train.py")
+    ckpt, problem = read_checkpoint(path)
+    if ckpt is None:
+        fix = "use another checkpoint, e.g. last.ckpt" if problem.startswith("unreadable") else "pass a checkpoint written by train.py"
+        raise CheckpointError(f"{key}={path}: {problem}; {fix}")
     return ckpt
 
 

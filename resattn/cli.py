@@ -6,7 +6,8 @@ import os
 import sys
 from typing import Callable
 
-from resattn.errors import EXIT_SIGINT, EXIT_USER_ERROR, ResattnError
+from resattn.atomic import out_of_space
+from resattn.errors import EXIT_SIGINT, EXIT_USER_ERROR, DiskFull, ResattnError
 
 
 def full_error_requested() -> bool:
@@ -14,15 +15,27 @@ def full_error_requested() -> bool:
 
 
 def find_user_error(exc: BaseException) -> ResattnError | None:
-    """Our user-facing error behind ``exc`` (Hydra wraps errors raised inside ``instantiate``)."""
-    seen: set[int] = set()
+    """Our user-facing error behind ``exc`` (Hydra wraps errors raised inside ``instantiate``); a write that failed
+    on a full disk anywhere (a logger's file, not only resattn's atomic writes) is a :class:`DiskFull`."""
+    chain = _chain(exc)
+    found = next((e for e in chain if isinstance(e, ResattnError)), None)
+    if found is None and out_of_space(exc):
+        where = next((e.filename for e in chain if isinstance(e, OSError) and e.filename), None)
+        return DiskFull(
+            f"no space left on device{f' writing {where}' if where else ''}; files written before are intact; free space on "
+            "that file system, then run again (resume=<run dir> continues from the last checkpoint)"
+        )
+    return found
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it (``__cause__``, else ``__context__``), without cycles."""
+    chain: list[BaseException] = []
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, ResattnError):
-            return current
-        seen.add(id(current))
+    while current is not None and all(current is not e for e in chain):
+        chain.append(current)
         current = current.__cause__ or current.__context__
-    return None
+    return chain
 
 
 def one_line(exc: BaseException) -> str:

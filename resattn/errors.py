@@ -3,6 +3,8 @@
 EXIT_JOBS_FAILED = 1  # a sweep ran, and at least one job failed or left no metrics.json
 EXIT_USER_ERROR = 2  # bad input (config, data, checkpoint, resume dir): nothing ran
 EXIT_DIVERGED = 3  # loss or weights stopped being finite (resattn.callbacks.TrainingDiverged)
+EXIT_RANK_LOST = 4  # another DDP rank died or stopped responding (resattn.callbacks.RankLost)
+EXIT_NO_SPACE = 5  # a checkpoint or result could not be written: disk full or quota exceeded (DiskFull)
 EXIT_SIGINT = 130  # 128 + SIGINT; a stop by SIGTERM exits 143 (resattn.callbacks.signals.RunInterrupted)
 
 
@@ -20,3 +22,9 @@ class DataError(ResattnError):
 
 class CheckpointError(ResattnError):
     """A checkpoint or run directory is missing, truncated or incompatible."""
+
+
+class DiskFull(ResattnError):
+    """A file could not be written because its file system is full (or a quota is exceeded)."""
+
+    exit_code = EXIT_NO_SPACE

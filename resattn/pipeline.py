@@ -17,7 +17,9 @@ from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from resattn.callbacks import AtomicCheckpointIO
+from resattn.callbacks.ranks import ranks_end_together, strategy_with_timeout
 from resattn.callbacks.signals import fit as fit_until_stopped
+from resattn.callbacks.signals import stop_signals
 from resattn.checkpoints import best_checkpoint_of_run, check_compatible, load_checkpoint
 from resattn.errors import ConfigError
 from resattn.module import ResAttnModule
@@ -45,7 +47,14 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], **overrides: Any) -> pl.Trainer:
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()], **overrides)
+    """The ``trainer`` group as a Trainer; ``trainer.ddp_start_timeout`` (not a Trainer argument) goes to the strategy
+    (``trainer.ddp_timeout`` to :class:`resattn.callbacks.RankWatch`)."""
+    args = OmegaConf.to_container(cfg.trainer, resolve=True)
+    start_timeout = args.pop("ddp_start_timeout", None)
+    args.pop("ddp_timeout", None)
+    if isinstance(args.get("strategy"), str):
+        overrides.setdefault("strategy", strategy_with_timeout(args["strategy"], start_timeout))
+    return instantiate(args, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()], **overrides)
 
 
 def init_from_checkpoint(module: ResAttnModule, path: str | Path) -> None:
@@ -95,36 +104,37 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     trainer = build_trainer(cfg, callbacks, loggers)
-    try:
-        fit_until_stopped(trainer, module, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None)
-    except RuntimeError:
-        if resume_ckpt is not None:  # a load_state_dict size mismatch becomes a one-line CheckpointError
-            check_compatible(
-                _shapes(module),
-                load_checkpoint(resume_ckpt, key="resume"),
-                key=f"resume={cfg.resume}",
-                model_cfg=module.cfg.get("model"),
-                fix="a resumed run keeps its model; drop the model override",
-            )
-        raise
+    with stop_signals(trainer), ranks_end_together(trainer):  # fit and test
+        try:
+            fit_until_stopped(trainer, module, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None)
+        except RuntimeError:
+            if resume_ckpt is not None:  # a load_state_dict size mismatch becomes a one-line CheckpointError
+                check_compatible(
+                    _shapes(module),
+                    load_checkpoint(resume_ckpt, key="resume"),
+                    key=f"resume={cfg.resume}",
+                    model_cfg=module.cfg.get("model"),
+                    fix="a resumed run keeps its model; drop the model override",
+                )
+            raise
 
-    metrics: dict[str, Any] = {
-        "task": cfg.get("task_name"),
-        "scale": (cfg.get("scale") or {}).get("name", "full"),
-        "val/acc_best": float(module.val_acc_best),
-        # a plain number: a device tensor in the returned metrics would keep GPU memory alive after the job
-        "val/acc": to_number(trainer.callback_metrics.get("val/acc")),
-        "epochs": trainer.current_epoch,
-        "global_step": trainer.global_step,
-    }
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-    metrics["train_time_s"] = round(timer.time_elapsed("train"), 2) if timer else None
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    metrics["best_ckpt"] = _relative(best, run_dir)
+        metrics: dict[str, Any] = {
+            "task": cfg.get("task_name"),
+            "scale": (cfg.get("scale") or {}).get("name", "full"),
+            "val/acc_best": float(module.val_acc_best),
+            # a plain number: a device tensor in the returned metrics would keep GPU memory alive after the job
+            "val/acc": to_number(trainer.callback_metrics.get("val/acc")),
+            "epochs": trainer.current_epoch,
+            "global_step": trainer.global_step,
+        }
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        metrics["train_time_s"] = round(timer.time_elapsed("train"), 2) if timer else None
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        metrics["best_ckpt"] = _relative(best, run_dir)
 
-    if cfg.get("test", True):
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-        metrics.update(tested[0] if tested else {})
+        if cfg.get("test", True):
+            tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+            metrics.update(tested[0] if tested else {})
 
     if trainer.is_global_zero:
         metrics["status"] = "ok"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -29,7 +30,11 @@ def find_resume_dir(args: list[str]) -> Path | None:
 
 
 def resume_checkpoint(run_dir: Path) -> Path:
-    """The checkpoint a resumed run continues from, with a precise error when it cannot."""
+    """The checkpoint a resumed run continues from, with a precise error when it cannot.
+
+    A damaged ``last.ckpt`` (truncated, corrupted, not a resattn checkpoint) gives way to the newest valid
+    checkpoint of the run, with a one-line warning naming both; when none is valid, the error names them.
+    """
     if not run_dir.is_dir():
         raise CheckpointError(f"resume={run_dir}: no such run directory; pass the directory of an earlier train.py run")
     ckpt = run_dir / LAST_CKPT
@@ -38,7 +43,38 @@ def resume_checkpoint(run_dir: Path) -> Path:
             f"resume={run_dir}: {LAST_CKPT} not found, so there is nothing to resume; start a new run instead, "
             "or use ckpt_path=<file.ckpt> to start from another checkpoint"
         )
-    return ckpt
+    problem = _damage(ckpt)
+    if problem is None:
+        return ckpt
+    others = sorted((p for p in ckpt.parent.glob("*.ckpt") if p != ckpt and p.is_file()), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    valid = next((p for p in others if _damage(p) is None), None)
+    if valid is None:
+        names = ", ".join(p.name for p in others)
+        also = f"and so is every other checkpoint of the run ({names})" if others else "and the run has no other checkpoint"
+        raise CheckpointError(
+            f"resume={run_dir}: no valid checkpoint to resume from: {ckpt}: {problem}, {also}; start a new run "
+            "(the run directory is left as it is)"
+        )
+    rank_zero = all(os.environ.get(k, "0") in ("", "0") for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
+    if (ckpt, valid) not in _WARNED and rank_zero:
+        _WARNED.add((ckpt, valid))
+        print(f"warning: resume={run_dir}: {ckpt} is damaged ({problem}); resuming from {valid}, the newest valid one", file=sys.stderr)
+    return valid
+
+
+_DAMAGE: dict[tuple[Path, int, int], str | None] = {}  # (file, size, mtime) -> problem: each file is read once
+_WARNED: set[tuple[Path, Path]] = set()
+
+
+def _damage(path: Path) -> str | None:
+    """What is wrong with the checkpoint file ``path`` (``None``: it loads and is a resattn checkpoint)."""
+    from resattn.checkpoints import read_checkpoint
+
+    st = path.stat()
+    key = (path.resolve(), st.st_size, st.st_mtime_ns)
+    if key not in _DAMAGE:
+        _DAMAGE[key] = read_checkpoint(path)[1]
+    return _DAMAGE[key]
 
 
 def expand_resume_args(args: list[str]) -> list[str]:

@@ -33,7 +33,7 @@ class Case:
     script: str = "train.py"
     early: bool = True  # fails before Hydra creates the run directory {new}
     code: int = 2  # exit status
-    run_copy: str = ""  # how the private run copy is damaged: "", "empty_overrides", "truncated_last"
+    run_copy: str = ""  # how the private run copy is damaged: "", "empty_overrides", "truncated_checkpoints"
 
 
 T = tuple(TINY)
@@ -143,7 +143,12 @@ CASES = [
     ),
     Case("resume_and_ckpt_path", ("resume={run}", "ckpt_path={base}/run/checkpoints/last.ckpt"), ("both given",)),
     Case("resume_corrupt_overrides", ("resume={run}",), (".hydra/overrides.yaml is empty or corrupt",), run_copy="empty_overrides"),
-    Case("resume_truncated_checkpoint", ("resume={run}",), ("last.ckpt: unreadable or truncated checkpoint",), run_copy="truncated_last"),
+    Case(
+        "resume_no_valid_checkpoint",
+        ("resume={run}",),
+        ("no valid checkpoint to resume from", "last.ckpt: unreadable or truncated checkpoint", "(epoch_000.ckpt); start a new run"),
+        run_copy="truncated_checkpoints",
+    ),
     # Passes every early check; fails when the data loads, after Hydra rewrote .hydra/ (which is restored).
     Case(
         "resume_bad_data_late",
@@ -218,8 +223,9 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             shutil.copytree(base / "run", run)
             if case.run_copy == "empty_overrides":
                 (run / ".hydra" / "overrides.yaml").write_text("")
-            elif case.run_copy == "truncated_last":
-                (run / "checkpoints" / "last.ckpt").write_bytes(last[: len(last) // 3])
+            elif case.run_copy == "truncated_checkpoints":  # a damaged last.ckpt alone falls back to epoch_000.ckpt
+                for ckpt in (run / "checkpoints").glob("*.ckpt"):
+                    ckpt.write_bytes(last[: len(last) // 3])
         args = [a.format(run=run, base=base, new=where / "new") for a in case.args]
         jobs[case.id] = (case.script, args, run if run.exists() else None)
 

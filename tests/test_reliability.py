@@ -245,3 +245,33 @@ def test_twenty_stop_resume_cycles_are_bitwise_identical(tmp_path: Path, monkeyp
         train(cfg)
         assert load_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == k - 1
     _assert_same_weights(tmp_path / "straight", run)
+
+
+def test_slurm_requeue_signal_saves_and_requeues_at_a_step_boundary(tmp_path: Path) -> None:
+    """SLURM auto-requeue (``--signal=USR1@90``, Lightning's ``SLURMEnvironment(auto_requeue=True)``): the handler only
+    records; at the end of the step Lightning's routine writes ``hpc_ckpt_1.ckpt`` and runs ``scontrol requeue``."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "scontrol.log"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "resattn", "SLURM_JOB_ID": "4242", "SLURM_PROCID": "0"}
+    slurm.update({"SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost", "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    run = tmp_path / "run"
+    fault = ["+callbacks.fault._target_=tests.faults.Fault", "+callbacks.fault.at=train", "+callbacks.fault.action=SIGUSR1"]
+    done = run_script("train.py", *SIGNAL_RUN, *fault, "+callbacks.fault.step=3", f"hydra.run.dir={run}", env=slurm)
+    assert done.returncode == 0, done.stderr[-3000:]  # on a cluster SLURM ends the job; here training goes on
+    assert calls.read_text().split() == ["requeue", "4242"]
+    assert load_checkpoint(run / "hpc_ckpt_1.ckpt")["global_step"] == 3
+
+
+def test_sigterm_during_the_final_test_stops_it_and_resume_runs_the_test(tmp_path: Path) -> None:
+    common = [*TINY, "trainer.max_epochs=1", "+callbacks.fault._target_=tests.faults.Fault", "+callbacks.fault.at=test"]
+    with pytest.raises(RunInterrupted) as stop:
+        train(compose_cfg(tmp_path, [*common, "+callbacks.fault.batch=0"]))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert stop.value.code == 143 and str(stop.value) == (
+        f"SIGTERM during the test (step 8); no new checkpoint; the last one is {last}; continue with: python train.py resume={tmp_path}"
+    )
+    assert not (tmp_path / "metrics.json").exists()
+    metrics = train(compose_cfg(tmp_path, [*common, "+callbacks.fault.ranks=[]", f"resume={tmp_path}"]))
+    assert metrics["global_step"] == 8 and "test/acc" in metrics and (tmp_path / "metrics.json").is_file()

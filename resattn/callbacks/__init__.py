@@ -5,6 +5,7 @@ from resattn.callbacks.checkpoint import AtomicCheckpointIO, RunCheckpoint, remo
 from resattn.callbacks.divergence import DivergenceGuard, TrainingDiverged
 from resattn.callbacks.histograms import WeightHistograms
 from resattn.callbacks.plan import RunPlan
+from resattn.callbacks.ranks import RankLost, RankWatch
 from resattn.callbacks.rng_state import RNGStateCallback
 from resattn.callbacks.signals import GracefulStop, RunInterrupted
 
@@ -15,6 +16,8 @@ __all__ = [
     "GracefulStop",
     "RNGStateCallback",
     "RunCheckpoint",
+    "RankLost",
+    "RankWatch",
     "RunPlan",
     "RunInterrupted",
     "TrainingDiverged",

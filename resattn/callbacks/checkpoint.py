@@ -108,6 +108,10 @@ class RunCheckpoint(ModelCheckpoint):
             state["best_k_models"] = {self._anchor(k): v for k, v in state.get("best_k_models", {}).items()}
             state["dirpath"] = self.dirpath
         super().load_state_dict(state)
+        if self.save_last and not self.last_model_path and self.dirpath is not None:
+            # e.g. resumed from epoch 0's top-k checkpoint (saved before last.ckpt) because last.ckpt was damaged:
+            # the run's own last.ckpt is overwritten, not kept beside a new last-v1.ckpt.
+            self.last_model_path = os.path.join(self.dirpath, f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

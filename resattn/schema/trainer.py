@@ -31,6 +31,10 @@ class TrainerConfig:
     devices: Any = 1
     num_nodes: int = spec(1, integer(1))
     sync_batchnorm: bool = False
+    # Not Trainer arguments (resattn.callbacks.ranks): seconds a DDP collective waits for the other ranks before the
+    # run ends, once all ranks have started (gloo's own default is 30 min), and seconds they may take to start.
+    ddp_timeout: float = spec(300.0, number(gt=0))
+    ddp_start_timeout: float = spec(600.0, number(gt=0))
     precision: Any = spec(
         32,
         Rule(
@@ -111,3 +115,4 @@ class CallbacksConfig:
     plan: Optional[Any] = None
     progress_bar: Optional[Any] = None
     graceful_stop: Optional[Any] = None
+    rank_watch: Optional[Any] = None
