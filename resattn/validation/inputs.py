@@ -53,9 +53,13 @@ def _check_inputs(cfg: DictConfig, task: str) -> None:
 
     ckpt = cfg.get("ckpt_path")
     if task == "eval":
+        from resattn import weights
         from resattn.checkpoints import best_checkpoint_of_run, load_checkpoint
 
         path = Path(str(ckpt)).expanduser()
+        if not path.exists() and weights.is_registered(str(ckpt)):
+            weights.fetch(str(ckpt))  # downloaded once, checksum verified
+            return
         load_checkpoint(best_checkpoint_of_run(path) if path.is_dir() else path, key="ckpt_path")
     elif cfg.get("resume"):
         run_dir = Path(str(cfg.resume)).expanduser()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from resattn import weights
 from resattn.cifar import ENV_DATA_DIR, NPZ_NAME, TORCHVISION_DIR
 from resattn.errors import CheckpointError, ConfigError, DataError
 from resattn.validation.values import ABSENT, select
@@ -48,8 +49,10 @@ def check_paths(cfg: DictConfig, task: str) -> None:
         raise ConfigError("ckpt_path=null: a checkpoint is required; pass ckpt_path=<checkpoint file or run dir>")
     if _given(ckpt):
         path = Path(ckpt).expanduser()
+        if task == "eval" and not path.exists() and weights.is_registered(str(ckpt)):
+            return  # a registered weights name (resattn.weights)
         if not path.exists():
-            allowed = "a .ckpt file or a train.py run directory" if task == "eval" else "a .ckpt file"
+            allowed = "a .ckpt file, a train.py run directory or a registered weights name" if task == "eval" else "a .ckpt file"
             raise CheckpointError(f"ckpt_path={ckpt}: no such file or directory; expected {allowed}")
         if task == "train" and not path.is_file():
             raise CheckpointError(f"ckpt_path={ckpt}: not a file; expected a .ckpt file (to continue a run directory use resume=<run dir>)")
