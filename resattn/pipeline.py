@@ -209,8 +209,12 @@ def module_from_checkpoint(
     cfg = ckpt["hyper_parameters"]["cfg"]
     stored = OmegaConf.merge(OmegaConf.create(cfg), OmegaConf.create({"data": data_overrides or {}}))
     module = ResAttnModule(cfg, ckpt["hyper_parameters"].get("preprocessing"))
-    check_compatible(_shapes(module), ckpt, key=f"ckpt_path={ckpt_file}")
-    module.load_state_dict(ckpt["state_dict"])
+    prefix = "net." if ckpt.get("network_only") else ""  # a weights file holds the network alone
+    check_compatible(_shapes(module), ckpt, key=f"ckpt_path={ckpt_file}", prefix=prefix)
+    if prefix:
+        module.net.load_state_dict({k.removeprefix(prefix): v for k, v in ckpt["state_dict"].items()})
+    else:
+        module.load_state_dict(ckpt["state_dict"])
     return module, stored, ckpt_file
 
 

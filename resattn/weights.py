@@ -130,7 +130,7 @@ def as_checkpoint(name: str) -> tuple[Path, dict[str, Any]]:
     path = fetch(name)
     state, header = read(path)
     hyper = {"cfg": header["cfg"], "preprocessing": header.get("preprocessing")}
-    return path, {"state_dict": {f"net.{k}": v for k, v in state.items()}, "hyper_parameters": hyper}
+    return path, {"state_dict": {f"net.{k}": v for k, v in state.items()}, "hyper_parameters": hyper, "network_only": True}
 
 
 def save(net: torch.nn.Module, cfg: Mapping[str, Any], preprocessing: Mapping[str, Any] | None, path: Path, half: bool = False) -> str:
