@@ -19,7 +19,14 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from resattn.atomic import write_text
 from resattn.callbacks import AtomicCheckpointIO
 from resattn.callbacks.signals import fit as fit_until_stopped
-from resattn.checkpoints import best_checkpoint_of_run, check_compatible, load_checkpoint
+from resattn.checkpoints import (
+    CLASSIFIER,
+    best_checkpoint_of_run,
+    check_compatible,
+    load_checkpoint,
+    load_checkpoint_or_weights,
+    new_classifier,
+)
 from resattn.errors import ConfigError
 from resattn.module import ResAttnModule
 from resattn.plots import plot_confusion_matrix, plot_curves, plot_weight_histogram
@@ -52,12 +59,31 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], **o
 
 
 def init_from_checkpoint(module: ResAttnModule, path: str | Path) -> None:
-    """``ckpt_path=<file>``: start a *new* run from a checkpoint's weights and optimizer state."""
-    ckpt = load_checkpoint(path, key="ckpt_path")
-    check_compatible(_shapes(module), ckpt, key=f"ckpt_path={path}", model_cfg=module.cfg.get("model"))
-    module.load_state_dict(ckpt["state_dict"])
-    states = ckpt.get("optimizer_states") or []
-    module.initial_optimizer_state = states[0] if states else None
+    """``ckpt_path=<file or weights name>``: start a *new* run from a checkpoint's weights and optimizer state.
+
+    A classifier of another shape (another ``model.num_classes`` or input size) is a fine-tune: every other network
+    tensor is loaded, the classifier keeps its fresh initialisation, the optimizer starts afresh, and one line says so.
+    """
+    ckpt = load_checkpoint_or_weights(path, key="ckpt_path")
+    shapes, key, model_cfg = _shapes(module), f"ckpt_path={path}", module.cfg.get("model")
+    finetune = new_classifier(shapes, ckpt)
+    if not finetune and not ckpt.get("network_only"):
+        check_compatible(shapes, ckpt, key=key, model_cfg=model_cfg)
+        module.load_state_dict(ckpt["state_dict"])
+        states = ckpt.get("optimizer_states") or []
+        module.initial_optimizer_state = states[0] if states else None
+        return
+    check_compatible(shapes, ckpt, key=key, model_cfg=model_cfg, prefix="net.", exclude=CLASSIFIER if finetune else None)
+    state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    if finetune:
+        state = {k: v for k, v in state.items() if not f"net.{k}".startswith(CLASSIFIER)}
+        before, now = ckpt["state_dict"][f"{CLASSIFIER}weight"].shape, shapes[f"{CLASSIFIER}weight"]
+        rank_zero_info(
+            f"fine-tune: {len(state)} of {len(module.net.state_dict())} network tensors loaded from {path}; classifier "
+            f"re-initialised ({before[0]} classes x {before[1]} features in the checkpoint, now {now[0]} x {now[1]}); "
+            "optimizer state not loaded"
+        )
+    module.net.load_state_dict(state, strict=not finetune)
 
 
 def _shapes(module: ResAttnModule) -> dict[str, torch.Size]:
@@ -194,7 +220,7 @@ def load_any_checkpoint(path: str | Path | None) -> tuple[Path, dict[str, Any]]:
     weights name (:mod:`resattn.weights`: downloaded once, checksum verified)."""
     from resattn import weights
 
-    if path and not Path(str(path)).expanduser().exists() and weights.is_registered(str(path)):
+    if weights.is_weights_name(path):
         return weights.as_checkpoint(str(path))
     ckpt_file = resolve_eval_checkpoint(path)
     return ckpt_file, load_checkpoint(ckpt_file, key="ckpt_path")

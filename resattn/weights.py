@@ -55,8 +55,9 @@ def register(entry: Weights) -> Weights:
     return entry
 
 
-def is_registered(name: str) -> bool:
-    return name in REGISTRY
+def is_weights_name(value: object) -> bool:
+    """Whether a ``ckpt_path`` value means registered weights: a registered name that is not an existing path."""
+    return bool(value) and str(value) in REGISTRY and not Path(str(value)).expanduser().exists()
 
 
 def get(name: str) -> Weights:

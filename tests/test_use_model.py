@@ -350,6 +350,17 @@ def test_weights_registry_and_torch_hub(tiny_run: Path, tmp_path: Path, hub_dir:
     write_png(torch.zeros(3, 32, 32, dtype=torch.uint8), str(image))
     assert predict_main(["ckpt_path=test-tiny", f"inputs={image}"]) == 0
 
+    from resattn.module import ResAttnModule
+    from resattn.pipeline import init_from_checkpoint
+    from resattn.validation import check_config, check_inputs
+
+    cfg = compose_cfg(tmp_path / "from_weights", [*TINY, "ckpt_path=test-tiny"])  # train.py ckpt_path=<weights name>
+    check_config(cfg)
+    check_inputs(cfg)
+    started = ResAttnModule(OmegaConf.to_container(cfg, resolve=True))
+    init_from_checkpoint(started, "test-tiny")
+    assert all(torch.equal(v, module.net.state_dict()[k]) for k, v in started.net.state_dict().items())
+
     with pytest.raises(ConfigError, match="were trained with other model keys: width=8"):
         torch.hub.load(str(REPO), "attention56_mini", source="local", weights="test-tiny", width=8)
     with pytest.raises(ConfigError, match="are attention56_mini weights, not attention92"):
@@ -361,3 +372,68 @@ def test_weights_registry_and_torch_hub(tiny_run: Path, tmp_path: Path, hub_dir:
     assert not (hub_dir / "checkpoints" / file.name).exists()  # a download that fails its checksum is not kept
     with pytest.raises(CheckpointError, match="no such weights name"):
         weights.get("test-none")
+
+
+# ------------------------------------------------------------------------------ your own data, fine-tuning
+
+TREE = [o for o in TINY if not o.startswith(("data.", "data="))] + ["data=imagefolder", "model.num_classes=3", "model.input_size=40"]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from resattn.data.imagefolder import write_demo_tree
+
+    return write_demo_tree(tmp_path_factory.mktemp("tree") / "shapes")
+
+
+def test_imagefolder_trains_with_the_cifar_protocol(tree: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(compose_cfg(run, [*TREE, f"data.root={tree}", "trainer.max_epochs=1"]))
+    assert json.loads((run / "metrics.json").read_text())["status"] == "ok"
+    stored = run_checkpoint(run)["hyper_parameters"]["preprocessing"]
+    assert stored["class_names"] == ["disc", "square", "stripes"] and stored["input_size"] == 40
+    protocol = stored["protocol"]
+    assert (protocol["source"], protocol["train"], protocol["val"], protocol["test"]) == ("imagefolder", 64, 16, 24)
+    assert protocol["overlap(train,val)"] == protocol["overlap(train,test)"] == 0
+
+    from resattn.predict import main
+
+    assert main([f"ckpt_path={run}", f"inputs={tree / 'disc' / '000.png'}", "topk=3"]) == 0
+
+
+def test_imagefolder_config_errors(tree: Path, tmp_path: Path) -> None:
+    from resattn.config import compose
+    from resattn.validation import check_config
+
+    def error(*overrides: str) -> str:
+        with pytest.raises(ConfigError) as info:
+            check_config(compose("train", ["data=imagefolder", *overrides]))
+        return str(info.value)
+
+    assert error("data.root=null").startswith("data.root=null: data=imagefolder needs data.root=")
+    assert error(f"data.root={tree}", "model.input_size=40") == (
+        f"model.num_classes=10: data.root={tree} has 3 classes (disc, square, stripes); set model.num_classes=3"
+    )
+    assert error(f"data.root={tree}", "model.num_classes=3").startswith("model.input_size=32: the images are 40x40")
+    check_config(compose("train", ["data=imagefolder", f"data.root={tree}", "model.num_classes=3", "data.image_size=32"]))
+
+
+def test_finetune_from_a_cifar_checkpoint(tiny_run: Path, tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from resattn.module import ResAttnModule
+    from resattn.pipeline import init_from_checkpoint
+
+    ckpt = tiny_run / "checkpoints" / "last.ckpt"
+    cfg = compose_cfg(tmp_path / "ft", [*TREE, f"data.root={tree}", "trainer.max_epochs=1", f"ckpt_path={ckpt}"])
+    module = ResAttnModule(OmegaConf.to_container(cfg, resolve=True))
+    fresh = module.net.classifier.weight.detach().clone()
+    with caplog.at_level("INFO"):
+        init_from_checkpoint(module, ckpt)
+    stored = run_checkpoint(tiny_run)["state_dict"]
+    for k, v in module.net.state_dict().items():
+        if not k.startswith("classifier."):
+            assert torch.equal(v, stored[f"net.{k}"]), k
+    assert torch.equal(module.net.classifier.weight, fresh) and module.initial_optimizer_state is None
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("fine-tune:"))
+    assert "classifier re-initialised (10 classes x 1600 features in the checkpoint, now 3 x 3136); optimizer state not loaded" in line
+    train(cfg)  # and the run goes through (the preflight accepts it as train.py's would)
+    assert json.loads((tmp_path / "ft" / "metrics.json").read_text())["status"] == "ok"

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from resattn.cifar import CLASS_NAMES, NUM_CLASSES
 from resattn.data.batches import BatchPreparer, seed_on_host, split_of
+from resattn.data.imagefolder import load_imagefolder
 from resattn.data.loader import EvalLoader, TrainLoader
 from resattn.data.sources import (
     RawData,
@@ -43,7 +44,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
 
     Args:
         source: ``auto`` (``root/cifar10.npz`` if present, else torchvision's folder) | ``npz`` |
-            ``torchvision`` | ``synthetic`` (generated data; only when selected explicitly).
+            ``torchvision`` | ``synthetic`` (generated data; only when selected explicitly) | ``imagefolder``
+            (your own ``root/<class>/<image>`` tree, :mod:`resattn.data.imagefolder`: any number of classes,
+            square images; ``test_size`` images (default a fifth) are its test split).
         root: folder holding ``cifar10.npz`` or ``cifar-10-batches-py/``; ``None`` = ``$RESATTN_DATA_DIR``
             or ``./data``.
         download: let torchvision download CIFAR-10 into ``root`` (needs internet).
@@ -63,6 +66,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         seed: data seed: epoch order and augmentation draws derive from it.
         synthetic_seed: seed of the synthetic dataset.
         augment: training augmentation, ``aug(x, generator) -> float 0-255`` (``None`` = none).
+        image_size: ``imagefolder`` only: resize every image to ``image_size`` squared (``None``: keep their common size).
         preprocessing: a checkpoint's stored preprocessing (:meth:`describe_preprocessing` of its training run).
             With it, ``setup("test")`` and ``setup("predict")`` read the test split alone and normalise it with
             the stored training statistics: no training image is loaded.
@@ -91,6 +95,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         seed: int = 0,
         synthetic_seed: int = 0,
         label_noise: float = 0.0,
+        image_size: Optional[int] = None,
         augment: Optional[Any] = None,
         preprocessing: Optional[Mapping[str, Any]] = None,
     ) -> None:
@@ -112,6 +117,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.seed = seed
         self.synthetic_seed = synthetic_seed
         self.label_noise = float(label_noise)
+        self.image_size = image_size
         self.labels_changed = 0
         self.augment = augment
         # plain containers: Hydra's instantiate hands a dict keyword over as a DictConfig
@@ -145,6 +151,15 @@ class CIFAR10DataModule(pl.LightningDataModule):
                     download_torchvision(self.root)
 
     def _load(self, test_only: bool = False) -> RawData:
+        raw = self._load_raw(test_only)
+        if raw.class_names:  # the source's own classes and image size (ImageFolder trees)
+            self.class_names, self.num_classes = tuple(raw.class_names), len(raw.class_names)
+            self.image_shape = (raw.x_test.shape[3], raw.x_test.shape[1], raw.x_test.shape[2])
+        return raw
+
+    def _load_raw(self, test_only: bool) -> RawData:
+        if self.source == "imagefolder":
+            return load_imagefolder(self.root, self.image_size, self.test_size)
         if self.source == "synthetic":
             n_train = self.train_size + (self.val_size if self.val_source == "holdout" else 0)
             n_test = self.test_size if self.test_size is not None else self.val_size

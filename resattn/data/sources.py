@@ -33,6 +33,7 @@ class RawData:
     x_test: np.ndarray
     y_test: np.ndarray
     origin: str = ""  # file or folder the arrays came from (for messages)
+    class_names: tuple[str, ...] = ()  # the source's own classes (ImageFolder trees); empty: CIFAR-10's
 
 
 def default_root() -> Path:
