@@ -114,7 +114,7 @@ def write_attention_maps(
     ckpt_path: str, n: int = 16, split: str = "test", out: str | None = None, data_overrides: Mapping[str, Any] | None = None
 ) -> Path:
     """Load a checkpoint (or a run dir's best) and write the grid PNG; returns its path."""
-    from resattn.pipeline import build_datamodule, module_from_checkpoint
+    from resattn.pipeline import OLD_CHECKPOINT_NOTE, build_datamodule, module_from_checkpoint
 
     if split not in SPLITS:
         raise ConfigError(f"split={split!r} is not supported; allowed: {', '.join(SPLITS)}")
@@ -126,9 +126,12 @@ def write_attention_maps(
             f"{ckpt_file} was trained with model.attention=none: it has no attention masks to show; "
             "use a run with model.attention=arl or nal"
         )
-    datamodule = build_datamodule(stored)
-    datamodule.setup("test")
-    run_dir = ckpt_file.parent.parent
+    if module.preprocessing is None:
+        print(OLD_CHECKPOINT_NOTE % ckpt_file, file=sys.stderr)
+    # test images alone with the checkpoint's statistics; validation images are part of the training set file
+    datamodule = build_datamodule(stored, module.preprocessing)
+    datamodule.setup("test" if split == "test" else "validate")
+    run_dir = ckpt_file.parent.parent if ckpt_file.parent.name == "checkpoints" else Path.cwd()  # weights: here
     target = Path(out) if out else run_dir / f"attention_maps_{split}.png"
     fig = render(
         module,

@@ -65,14 +65,17 @@ def check_compatible(
     model_cfg: Mapping[str, Any] | None = None,
     fix: str = "use a checkpoint of the same model, or set the model config the checkpoint was trained with",
     prefix: str = "",
+    exclude: str | None = None,
 ) -> None:
     """Raise a one-line :class:`CheckpointError` when ``ckpt``'s weights do not fit a model with ``shapes``.
 
     ``shapes`` maps state-dict keys to shapes (``module.state_dict()`` shapes); the message names the first
     mismatching tensor with both shapes and the ``model.*`` config keys that differ from the checkpoint's.
+    Only keys starting with ``prefix`` and not with ``exclude`` are compared.
     """
-    stored = {k: v for k, v in (ckpt.get("state_dict") or {}).items() if k.startswith(prefix)}
-    shapes = {k: v for k, v in shapes.items() if k.startswith(prefix)}
+    keep = lambda k: k.startswith(prefix) and not (exclude and k.startswith(exclude))  # noqa: E731
+    stored = {k: v for k, v in (ckpt.get("state_dict") or {}).items() if keep(k)}
+    shapes = {k: v for k, v in shapes.items() if keep(k)}
     mismatch = next(
         ((k, v.shape, shapes[k]) for k, v in stored.items() if k in shapes and hasattr(v, "shape") and tuple(v.shape) != tuple(shapes[k])),
         None,
@@ -92,6 +95,26 @@ def check_compatible(
     diffs = config_differences(stored_model, model_cfg) if model_cfg is not None else []
     where = f"; config differs at {', '.join(diffs[:3])}" if diffs else ""
     raise CheckpointError(f"{key}: incompatible model: {what}{where}; {fix}")
+
+
+CLASSIFIER = "net.classifier."  # the head's dense layer: what a fine-tune to other classes re-initialises
+
+
+def new_classifier(shapes: Mapping[str, Any], ckpt: Mapping[str, Any]) -> bool:
+    """Whether the classifier, and only the classifier, has other shapes than the checkpoint's (a fine-tune to
+    another ``model.num_classes`` or input size); every other tensor is then checked by :func:`check_compatible`."""
+    stored = ckpt.get("state_dict") or {}
+    differ = {k for k, v in shapes.items() if k in stored and tuple(getattr(stored[k], "shape", ())) != tuple(v)}
+    return bool(differ) and all(k.startswith(CLASSIFIER) for k in differ)
+
+
+def load_checkpoint_or_weights(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
+    """:func:`load_checkpoint`, or a registered weights name's checkpoint-shaped dict (:mod:`resattn.weights`)."""
+    from resattn import weights
+
+    if weights.is_weights_name(path):
+        return weights.as_checkpoint(str(path))[1]
+    return load_checkpoint(path, key)
 
 
 def best_checkpoint_of_run(run_dir: Path) -> Path:

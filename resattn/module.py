@@ -31,9 +31,12 @@ class ResAttnModule(pl.LightningModule):
     Args:
         cfg: the run's fully resolved config (plain dict). It is stored in every checkpoint, so
             ``ResAttnModule.load_from_checkpoint`` and ``eval.py`` rebuild the exact model and protocol.
+        preprocessing: what using the model needs besides its weights (training normalisation mean/std, class
+            names, input size, data protocol; :meth:`CIFAR10DataModule.describe_preprocessing`). Taken from the
+            data module when fitting starts and stored with ``cfg`` in every checkpoint's hyperparameters.
     """
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: dict[str, Any], preprocessing: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.cfg = cfg
@@ -46,6 +49,10 @@ class ResAttnModule(pl.LightningModule):
         self.channels_last = cfg.get("channels_last", False) is True
         self.num_classes = int(cfg["model"]["num_classes"])
         self.class_names = class_names(self.num_classes)
+        self.preprocessing: dict[str, Any] | None = None
+        self._normalizers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        if preprocessing is not None:
+            self.set_preprocessing(preprocessing)
         self.compiled = False  # torch.compile applied to ``self.net`` in place (configure_model)
 
         n = self.num_classes
@@ -66,8 +73,39 @@ class ResAttnModule(pl.LightningModule):
         self.register_buffer("val_acc_best", torch.tensor(0.0))
         self.test_confusion: torch.Tensor | None = None
         self.test_images = 0  # images this process evaluated in the last test (its shard under DDP)
+        self.test_predictions: list[torch.Tensor] = []  # per test batch: label, predicted class, its probability
         # Optimizer state to start from (ckpt_path=<file>: a new run from another run's checkpoint).
         self.initial_optimizer_state: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------------------------- preprocessing
+    def set_preprocessing(self, preprocessing: dict[str, Any]) -> None:
+        """Adopt ``preprocessing`` (stored in this module's hyperparameters, hence in every checkpoint)."""
+        self.preprocessing = dict(preprocessing)
+        self.hparams["preprocessing"] = self.preprocessing
+        self.class_names = list(self.preprocessing.get("class_names") or self.class_names)
+        self._normalizers = {}
+
+    def setup(self, stage: str) -> None:
+        """Fitting takes the data module's preprocessing; evaluation keeps the checkpoint's (derives it when absent)."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        describe = getattr(datamodule, "describe_preprocessing", None)
+        if describe is not None and (stage == "fit" or self.preprocessing is None):
+            self.set_preprocessing(describe())
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw images (uint8 or float on the 0-255 scale, ``N×C×H×W``) → the network's input, with the stored
+        training statistics: ``(x / 255 - mean) / std``, computed exactly as the data module does."""
+        if self.preprocessing is None:
+            raise RuntimeError("this module has no preprocessing yet: fit it, or load it with resattn.pipeline.module_from_checkpoint")
+        key = str(x.device)
+        if key not in self._normalizers:
+            from resattn.data.splits import pool_affine
+
+            scale, shift = pool_affine(self.preprocessing["mean"], self.preprocessing["std"])
+            as_tensor = lambda a: torch.tensor(a, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)  # noqa: E731
+            self._normalizers[key] = (as_tensor(scale), as_tensor(shift))
+        scale, shift = self._normalizers[key]
+        return torch.addcmul(shift, x.to(torch.float32), scale)
 
     # ----------------------------------------------------------------------------------- model
     def configure_model(self) -> None:
@@ -152,10 +190,13 @@ class ResAttnModule(pl.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self.test_images = 0
+        self.test_predictions = []
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         logits, y, ce = self._step(batch)
         self.test_images += y.numel()
+        probability, predicted = logits.detach().float().softmax(1).max(1)
+        self.test_predictions.append(torch.stack([y.float(), predicted.float(), probability], 1))
         self.test_loss.update(ce, weight=y.numel())
         for metric in (self.test_acc, self.test_class_acc, self.test_confmat):
             metric.update(logits, y)
@@ -176,6 +217,14 @@ class ResAttnModule(pl.LightningModule):
             )
         for metric in (self.test_loss, self.test_acc, self.test_class_acc, self.test_confmat):
             metric.reset()
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        """Class probabilities ``N×num_classes``. ``batch`` is the data module's prepared ``(x, y)`` (already
+        normalised), or raw uint8 images (a tensor or ``(images, ...)``) normalised here (:meth:`normalize`)."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if x.dtype == torch.uint8:
+            x = self.normalize(x)
+        return self(x).float().softmax(1)
 
     # ----------------------------------------------------------------------------------- optim
     def configure_optimizers(self) -> Any:

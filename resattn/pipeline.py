@@ -16,11 +16,19 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from resattn.atomic import write_text
 from resattn.callbacks import AtomicCheckpointIO
 from resattn.callbacks.ranks import ranks_end_together, strategy_with_timeout
 from resattn.callbacks.signals import fit as fit_until_stopped
 from resattn.callbacks.signals import stop_signals
-from resattn.checkpoints import best_checkpoint_of_run, check_compatible, load_checkpoint
+from resattn.checkpoints import (
+    CLASSIFIER,
+    best_checkpoint_of_run,
+    check_compatible,
+    load_checkpoint,
+    load_checkpoint_or_weights,
+    new_classifier,
+)
 from resattn.errors import ConfigError
 from resattn.module import ResAttnModule
 from resattn.plots import plot_confusion_matrix, plot_curves, plot_weight_histogram
@@ -41,9 +49,11 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in group.values() if entry is not None and "_target_" in entry]
 
 
-def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+def build_datamodule(cfg: DictConfig, preprocessing: Mapping[str, Any] | None = None) -> pl.LightningDataModule:
+    """The data module of ``cfg``; with a checkpoint's ``preprocessing`` it evaluates without the training set."""
     augment = instantiate(cfg.augment) if cfg.get("augment") else None
-    return instantiate(cfg.data, augment=augment)
+    extra = {"preprocessing": dict(preprocessing)} if preprocessing else {}
+    return instantiate(cfg.data, augment=augment, **extra)
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], **overrides: Any) -> pl.Trainer:
@@ -58,12 +68,31 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], **o
 
 
 def init_from_checkpoint(module: ResAttnModule, path: str | Path) -> None:
-    """``ckpt_path=<file>``: start a *new* run from a checkpoint's weights and optimizer state."""
-    ckpt = load_checkpoint(path, key="ckpt_path")
-    check_compatible(_shapes(module), ckpt, key=f"ckpt_path={path}", model_cfg=module.cfg.get("model"))
-    module.load_state_dict(ckpt["state_dict"])
-    states = ckpt.get("optimizer_states") or []
-    module.initial_optimizer_state = states[0] if states else None
+    """``ckpt_path=<file or weights name>``: start a *new* run from a checkpoint's weights and optimizer state.
+
+    A classifier of another shape (another ``model.num_classes`` or input size) is a fine-tune: every other network
+    tensor is loaded, the classifier keeps its fresh initialisation, the optimizer starts afresh, and one line says so.
+    """
+    ckpt = load_checkpoint_or_weights(path, key="ckpt_path")
+    shapes, key, model_cfg = _shapes(module), f"ckpt_path={path}", module.cfg.get("model")
+    finetune = new_classifier(shapes, ckpt)
+    if not finetune and not ckpt.get("network_only"):
+        check_compatible(shapes, ckpt, key=key, model_cfg=model_cfg)
+        module.load_state_dict(ckpt["state_dict"])
+        states = ckpt.get("optimizer_states") or []
+        module.initial_optimizer_state = states[0] if states else None
+        return
+    check_compatible(shapes, ckpt, key=key, model_cfg=model_cfg, prefix="net.", exclude=CLASSIFIER if finetune else None)
+    state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    if finetune:
+        state = {k: v for k, v in state.items() if not f"net.{k}".startswith(CLASSIFIER)}
+        before, now = ckpt["state_dict"][f"{CLASSIFIER}weight"].shape, shapes[f"{CLASSIFIER}weight"]
+        rank_zero_info(
+            f"fine-tune: {len(state)} of {len(module.net.state_dict())} network tensors loaded from {path}; classifier "
+            f"re-initialised ({before[0]} classes x {before[1]} features in the checkpoint, now {now[0]} x {now[1]}); "
+            "optimizer state not loaded"
+        )
+    module.net.load_state_dict(state, strict=not finetune)
 
 
 def _shapes(module: ResAttnModule) -> dict[str, torch.Size]:
@@ -157,7 +186,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data_overrides = OmegaConf.from_dotlist([o for o in command if override_key(o).startswith("data.")])
     module, stored, ckpt_file = module_from_checkpoint(cfg.ckpt_path, data_overrides.get("data"))
     check_data(stored)  # the stored protocol with this command's data overrides
-    datamodule = build_datamodule(stored)
+    if module.preprocessing is None:
+        log.info(OLD_CHECKPOINT_NOTE, ckpt_file)
+    datamodule = build_datamodule(stored, module.preprocessing)
     # Evaluate in the precision the run trained with (bf16 logits differ from fp32), unless asked otherwise.
     precision = (
         {}
@@ -170,24 +201,69 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         metrics["status"] = "ok"
         write_metrics(run_dir, metrics)
+        if trainer.world_size == 1:  # under DDP each rank holds only its shard's predictions
+            write_predictions(run_dir / "predictions.csv", module)
         _test_outputs(module, run_dir, title=f"{ckpt_file.parent.parent.name}/{ckpt_file.name}")
         print_results(metrics, title=f"evaluation: {ckpt_file}")
     return metrics
 
 
+OLD_CHECKPOINT_NOTE = (
+    "note: %s stores no preprocessing (written before checkpoints carried it): normalisation and class names are "
+    "recomputed from the training data under data.root, as before"
+)
+
+
+def write_predictions(path: Path, module: ResAttnModule) -> None:
+    """``predictions.csv`` of the last test: one row per test image (index, label, predicted class, probability)."""
+    if not module.test_predictions:
+        return
+    rows = torch.cat([p.cpu() for p in module.test_predictions]).tolist()
+    names = module.class_names
+    lines = ["index,label,predicted,probability"]
+    lines += [f"{i},{names[int(y)]},{names[int(p)]},{prob:.6f}" for i, (y, p, prob) in enumerate(rows)]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def load_any_checkpoint(path: str | Path | None) -> tuple[Path, dict[str, Any]]:
+    """``(file, checkpoint dict)`` of a ``.ckpt`` file, a run directory (its best checkpoint) or a registered
+    weights name (:mod:`resattn.weights`: downloaded once, checksum verified)."""
+    from resattn import weights
+
+    if weights.is_weights_name(path):
+        return weights.as_checkpoint(str(path))
+    ckpt_file = resolve_eval_checkpoint(path)
+    return ckpt_file, load_checkpoint(ckpt_file, key="ckpt_path")
+
+
 def module_from_checkpoint(
     path: str | Path | None, data_overrides: Mapping[str, Any] | None = None
 ) -> tuple[ResAttnModule, DictConfig, Path]:
-    """A checkpoint's (or a run dir's best) model with its weights, once they fit; the stored config with
-    ``data_overrides`` (``data.*`` values) merged on; the checkpoint file."""
-    ckpt_file = resolve_eval_checkpoint(path)
-    ckpt = load_checkpoint(ckpt_file, key="ckpt_path")
+    """A checkpoint's (a run dir's best, or a weights name's) model with its weights and stored preprocessing,
+    once they fit; the stored config with ``data_overrides`` (``data.*`` values) merged on; the checkpoint file."""
+    ckpt_file, ckpt = load_any_checkpoint(path)
     cfg = ckpt["hyper_parameters"]["cfg"]
     stored = OmegaConf.merge(OmegaConf.create(cfg), OmegaConf.create({"data": data_overrides or {}}))
-    module = ResAttnModule(cfg)
-    check_compatible(_shapes(module), ckpt, key=f"ckpt_path={ckpt_file}")
-    module.load_state_dict(ckpt["state_dict"])
+    module = ResAttnModule(cfg, ckpt["hyper_parameters"].get("preprocessing"))
+    prefix = "net." if ckpt.get("network_only") else ""  # a weights file holds the network alone
+    check_compatible(_shapes(module), ckpt, key=f"ckpt_path={ckpt_file}", prefix=prefix)
+    if prefix:
+        module.net.load_state_dict({k.removeprefix(prefix): v for k, v in ckpt["state_dict"].items()})
+    else:
+        module.load_state_dict(ckpt["state_dict"])
     return module, stored, ckpt_file
+
+
+def ensure_preprocessing(module: ResAttnModule, stored: DictConfig, ckpt_file: Path) -> None:
+    """Give a checkpoint written before preprocessing was stored the one its data protocol gives (one note line;
+    this reads the training set, as evaluating such a checkpoint always did)."""
+    if module.preprocessing is not None:
+        return
+    log.warning(OLD_CHECKPOINT_NOTE, ckpt_file)
+    check_data(stored)
+    datamodule = build_datamodule(stored)
+    datamodule.setup("fit")
+    module.set_preprocessing(datamodule.describe_preprocessing())
 
 
 def resolve_eval_checkpoint(path: str | Path | None) -> Path:

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from omegaconf import OmegaConf
 
 from resattn.cifar import CLASS_NAMES, NUM_CLASSES
 from resattn.data.batches import BatchPreparer, seed_on_host, split_of
+from resattn.data.imagefolder import load_imagefolder
 from resattn.data.loader import EvalLoader, TrainLoader
 from resattn.data.sources import (
     RawData,
@@ -31,7 +33,7 @@ from resattn.data.sources import (
     resolve_source,
     torchvision_present,
 )
-from resattn.data.splits import normalization, split
+from resattn.data.splits import SEED_STD_EPS, normalization, split, stored_normalization, test_split
 from resattn.errors import ConfigError
 
 log = logging.getLogger("resattn.data")
@@ -42,7 +44,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
 
     Args:
         source: ``auto`` (``root/cifar10.npz`` if present, else torchvision's folder) | ``npz`` |
-            ``torchvision`` | ``synthetic`` (generated data; only when selected explicitly).
+            ``torchvision`` | ``synthetic`` (generated data; only when selected explicitly) | ``imagefolder``
+            (your own ``root/<class>/<image>`` tree, :mod:`resattn.data.imagefolder`: any number of classes,
+            square images; ``test_size`` images (default a fifth) are its test split).
         root: folder holding ``cifar10.npz`` or ``cifar-10-batches-py/``; ``None`` = ``$RESATTN_DATA_DIR``
             or ``./data``.
         download: let torchvision download CIFAR-10 into ``root`` (needs internet).
@@ -62,6 +66,10 @@ class CIFAR10DataModule(pl.LightningDataModule):
         seed: data seed: epoch order and augmentation draws derive from it.
         synthetic_seed: seed of the synthetic dataset.
         augment: training augmentation, ``aug(x, generator) -> float 0-255`` (``None`` = none).
+        image_size: ``imagefolder`` only: resize every image to ``image_size`` squared (``None``: keep their common size).
+        preprocessing: a checkpoint's stored preprocessing (:meth:`describe_preprocessing` of its training run).
+            With it, ``setup("test")`` and ``setup("predict")`` read the test split alone and normalise it with
+            the stored training statistics: no training image is loaded.
     """
 
     num_classes: int = NUM_CLASSES
@@ -87,7 +95,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
         seed: int = 0,
         synthetic_seed: int = 0,
         label_noise: float = 0.0,
+        image_size: Optional[int] = None,
         augment: Optional[Any] = None,
+        preprocessing: Optional[Mapping[str, Any]] = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -107,8 +117,12 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.seed = seed
         self.synthetic_seed = synthetic_seed
         self.label_noise = float(label_noise)
+        self.image_size = image_size
         self.labels_changed = 0
         self.augment = augment
+        # plain containers: Hydra's instantiate hands a dict keyword over as a DictConfig
+        self.stored_preprocessing = OmegaConf.to_container(OmegaConf.create(dict(preprocessing))) if preprocessing else None
+        self.test_only = False  # setup() read the test split alone (stored preprocessing)
 
         # Filled by setup().
         self.source_used: Optional[str] = None
@@ -120,6 +134,7 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.test_y: Optional[torch.Tensor] = None
         self.mean: Optional[tuple[float, float, float]] = None  # training-pool mean, 0-1 scale
         self.std: Optional[tuple[float, float, float]] = None  # training-pool std, 0-1 scale
+        self.train_stats: Optional[tuple[tuple[float, ...], tuple[float, ...]]] = None  # training split's mean/std, 0-1
         self.overlap: dict[str, int] = {}
         self.rank = 0
         self.world_size = 1
@@ -135,19 +150,33 @@ class CIFAR10DataModule(pl.LightningDataModule):
                 if not torchvision_present(self.root):
                     download_torchvision(self.root)
 
-    def _load(self) -> RawData:
+    def _load(self, test_only: bool = False) -> RawData:
+        raw = self._load_raw(test_only)
+        if raw.class_names:  # the source's own classes and image size (ImageFolder trees)
+            self.class_names, self.num_classes = tuple(raw.class_names), len(raw.class_names)
+            self.image_shape = (raw.x_test.shape[3], raw.x_test.shape[1], raw.x_test.shape[2])
+        return raw
+
+    def _load_raw(self, test_only: bool) -> RawData:
+        if self.source == "imagefolder":
+            return load_imagefolder(self.root, self.image_size, self.test_size)
         if self.source == "synthetic":
             n_train = self.train_size + (self.val_size if self.val_source == "holdout" else 0)
             n_test = self.test_size if self.test_size is not None else self.val_size
             return make_synthetic(n_train, n_test, self.synthetic_seed)
         resolved = resolve_source(self.source, self.root, self.download)
-        return load_source(resolved, self.root, self.download)
+        return load_source(resolved, self.root, self.download, test_only)
 
     def setup(self, stage: Optional[str] = None) -> None:
-        """Load, split and hash the data and compute the normalisation (once; later calls are no-ops)."""
+        """Load, split and hash the data and compute the normalisation (once; later calls are no-ops). With stored
+        preprocessing, ``test``/``predict`` read the test split alone (:meth:`_setup_test_only`)."""
         trainer = getattr(self, "trainer", None)
         if trainer is not None and getattr(trainer, "world_size", 1) > 1:
             self.rank, self.world_size = int(trainer.global_rank), int(trainer.world_size)
+        if self.stored_preprocessing is not None and stage in ("test", "predict"):
+            if self.test_x is None:
+                self._setup_test_only(self.stored_preprocessing)
+            return
         if self.train_x is not None:
             return
         raw = self._load()
@@ -156,6 +185,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
         norm, mean255, std255 = normalization(parts, self.normalization)
         self.mean = tuple(float(m) for m in mean255 / 255.0)  # type: ignore[assignment]
         self.std = tuple(float(s) for s in std255 / 255.0)  # type: ignore[assignment]
+        # The training split's statistics as 0-1 mean/std (pool: those above; seed: its 0-255 std + 1e-6)
+        eps = SEED_STD_EPS if self.normalization == "seed" else 0.0
+        self.train_stats = (self.mean, tuple(float(s) for s in (std255 + eps) / 255.0))
         stats = {k: (torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)) for k, (a, b) in norm.items()}
         self._preparer = BatchPreparer(stats, self.augment)
 
@@ -186,8 +218,59 @@ class CIFAR10DataModule(pl.LightningDataModule):
             self.labels_changed,
         )
 
+    def _setup_test_only(self, stored: Mapping[str, Any]) -> None:
+        """The test split, normalised with a checkpoint's training statistics; the protocol line comes from it."""
+        raw = self._load(test_only=True)
+        x_test, y_test = test_split(raw, self.test_size)
+        mode = stored.get("normalization", self.normalization)
+        norm = stored_normalization(np.asarray(stored["mean"]), np.asarray(stored["std"]), mode, x_test)
+        self.mean, self.std = tuple(stored["mean"]), tuple(stored["std"])  # type: ignore[assignment]
+        self.train_stats = (self.mean, self.std)
+        self._preparer = BatchPreparer(
+            {k: (torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)) for k, (a, b) in norm.items()}
+        )
+        self.test_x = torch.from_numpy(np.ascontiguousarray(x_test.transpose(0, 3, 1, 2)))
+        self.test_y = torch.from_numpy(np.ascontiguousarray(y_test))
+        self.source_used, self.test_only = raw.source, True
+        protocol = stored.get("protocol") or {}
+        log.info(
+            "data: source=%s test=%d (test split only; normalisation=%s and protocol from the checkpoint: %s)",
+            raw.source,
+            len(self.test_x),
+            mode,
+            " ".join(f"{k}={v}" for k, v in protocol.items()),
+        )
+
+    def describe_preprocessing(self) -> dict[str, Any]:
+        """What a model trained on this data needs to be used without it: the training split's normalisation
+        (0-1 scale mean/std, ``x_norm = (x / 255 - mean) / std``), class names, input geometry and the protocol."""
+        self._require_setup()
+        if self.stored_preprocessing is not None and self.test_only:
+            return dict(self.stored_preprocessing)
+        mean, std = self.train_stats
+        return {
+            "mean": list(mean),
+            "std": list(std),
+            "normalization": self.normalization,
+            "class_names": list(self.class_names),
+            "input_size": int(self.image_shape[1]),
+            "in_channels": int(self.image_shape[0]),
+            "protocol": {
+                "source": self.source_used,
+                "train": len(self.train_x),
+                "val": len(self.val_x),
+                "test": len(self.test_x),
+                "val_source": self.val_source,
+                "overlap(train,val)": self.overlap["val"],
+                "overlap(train,test)": self.overlap["test"],
+                "label_noise": self.label_noise,
+                "changed": self.labels_changed,
+                "seed": self.seed,
+            },
+        }
+
     def _require_setup(self) -> None:
-        if self.train_x is None:
+        if self._preparer is None:
             self.setup()
 
     # -------------------------------------------------------------------------------------- loaders

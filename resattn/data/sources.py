@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Mapping
 
 import numpy as np
@@ -31,6 +33,7 @@ class RawData:
     x_test: np.ndarray
     y_test: np.ndarray
     origin: str = ""  # file or folder the arrays came from (for messages)
+    class_names: tuple[str, ...] = ()  # the source's own classes (ImageFolder trees); empty: CIFAR-10's
 
 
 def default_root() -> Path:
@@ -42,15 +45,21 @@ def default_root() -> Path:
 # validation
 
 
-def validate_arrays(arrays: Mapping[str, np.ndarray], origin: str) -> RawData:
-    """Check keys, shapes, dtypes, label range and counts; return the arrays as :class:`RawData` parts."""
-    missing = [k for k in NPZ_KEYS if k not in arrays]
+def validate_arrays(arrays: Mapping[str, np.ndarray], origin: str, test_only: bool = False) -> RawData:
+    """Check keys, shapes, dtypes, label range and counts; return the arrays as :class:`RawData` parts.
+
+    ``test_only``: only ``x_test``/``y_test`` are needed and checked; the training arrays come back empty.
+    """
+    needed = NPZ_KEYS[2:] if test_only else NPZ_KEYS
+    missing = [k for k in needed if k not in arrays]
     if missing:
         raise DataError(
-            f"{origin}: missing key(s) {', '.join(missing)}; found {sorted(arrays)}; a CIFAR-10 npz must hold {', '.join(NPZ_KEYS)}"
+            f"{origin}: missing key(s) {', '.join(missing)}; found {sorted(arrays)}; a CIFAR-10 npz must hold {', '.join(needed)}"
         )
     out: dict[str, np.ndarray] = {}
-    for split in ("train", "test"):
+    if test_only:
+        out["x_train"], out["y_train"] = np.zeros((0, *IMAGE_SHAPE), np.uint8), np.zeros(0, np.int64)
+    for split in ("test",) if test_only else ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
             raise DataError(f"{origin}: x_{split} has shape {tuple(x.shape)}; expected (N, 32, 32, 3) (HWC RGB images)")
@@ -79,8 +88,9 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], origin: str) -> RawData:
 # sources
 
 
-def load_npz(path: Path) -> RawData:
-    """Load and validate a ``cifar10.npz`` (keys x_train, y_train, x_test, y_test)."""
+def load_npz(path: Path, test_only: bool = False) -> RawData:
+    """Load and validate a ``cifar10.npz`` (keys x_train, y_train, x_test, y_test; ``test_only``: the test keys
+    alone are read)."""
     if not path.is_file():
         raise DataError(
             f"data.source=npz but {path} does not exist; put {NPZ_NAME} (keys {', '.join(NPZ_KEYS)}) "
@@ -88,10 +98,10 @@ def load_npz(path: Path) -> RawData:
         )
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+            arrays = {k: npz[k] for k in npz.files if not (test_only and k in NPZ_KEYS[:2])}
     except Exception as exc:  # zip/format errors: one line
         raise DataError(f"{path}: not a readable numpy .npz file ({type(exc).__name__}: {exc})") from exc
-    parts = validate_arrays(arrays, str(path))
+    parts = validate_arrays(arrays, str(path), test_only)
     return RawData(source="npz", origin=str(path), **parts)
 
 
@@ -114,8 +124,9 @@ def download_torchvision(root: Path) -> None:
         ) from exc
 
 
-def load_torchvision(root: Path, download: bool = False) -> RawData:
-    """Load torchvision's ``cifar-10-batches-py`` folder under ``root`` (downloading it when asked)."""
+def load_torchvision(root: Path, download: bool = False, test_only: bool = False) -> RawData:
+    """Load torchvision's ``cifar-10-batches-py`` folder under ``root`` (downloading it when asked; ``test_only``:
+    the test batch alone is read)."""
     if download:
         download_torchvision(root)
     if not torchvision_present(root):
@@ -126,21 +137,22 @@ def load_torchvision(root: Path, download: bool = False) -> RawData:
     try:
         from torchvision.datasets import CIFAR10
 
-        train = CIFAR10(str(root), train=True, download=False)
-        test = CIFAR10(str(root), train=False, download=False)
+        if test_only:  # CIFAR10() checks every batch file; the test batch alone is read directly
+            with open(root / TORCHVISION_DIR / "test_batch", "rb") as f:
+                batch = pickle.load(f, encoding="latin1")
+            train, test = None, SimpleNamespace(data=batch["data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), targets=batch["labels"])
+        else:
+            train, test = CIFAR10(str(root), train=True, download=False), CIFAR10(str(root), train=False, download=False)
     except Exception as exc:
         raise DataError(
             f"{root / TORCHVISION_DIR}: unreadable or corrupted torchvision CIFAR-10 folder "
             f"({type(exc).__name__}: {' '.join(str(exc).split())}); delete it and set data.download=true, "
             f"or use {NPZ_NAME}"
         ) from exc
-    arrays = {
-        "x_train": np.asarray(train.data),
-        "y_train": np.asarray(train.targets),
-        "x_test": np.asarray(test.data),
-        "y_test": np.asarray(test.targets),
-    }
-    parts = validate_arrays(arrays, str(root / TORCHVISION_DIR))
+    arrays = {"x_test": np.asarray(test.data), "y_test": np.asarray(test.targets)}
+    if train is not None:
+        arrays.update(x_train=np.asarray(train.data), y_train=np.asarray(train.targets))
+    parts = validate_arrays(arrays, str(root / TORCHVISION_DIR), test_only)
     return RawData(source="torchvision", origin=str(root / TORCHVISION_DIR), **parts)
 
 
@@ -166,12 +178,12 @@ def resolve_source(source: str, root: Path, download: bool) -> str:
     )
 
 
-def load_source(source: str, root: Path, download: bool) -> RawData:
-    """Load the resolved ``source`` (npz | torchvision) from ``root``."""
+def load_source(source: str, root: Path, download: bool, test_only: bool = False) -> RawData:
+    """Load the resolved ``source`` (npz | torchvision) from ``root`` (``test_only``: the test split alone)."""
     if source == "npz":
-        return load_npz(root / NPZ_NAME)
+        return load_npz(root / NPZ_NAME, test_only)
     if source == "torchvision":
-        return load_torchvision(root, download)
+        return load_torchvision(root, download, test_only)
     raise ConfigError(f"data.source={source!r} cannot be loaded from disk")  # pragma: no cover
 
 

@@ -36,7 +36,7 @@ def split(
     """Pool = the first ``train_size`` training images; validation = the last ``val_size`` of the training set
     (``holdout``, disjoint from the pool) or of the pool (``seed_overlap``, the original's leak); test = the first
     ``test_size`` test images (all when ``None``). Label noise changes pool labels only."""
-    n_train, n_test = len(raw.x_train), len(raw.x_test)
+    n_train = len(raw.x_train)
     origin = raw.origin or raw.source
     if train_size > n_train:
         raise DataError(f"data.train_size={train_size} exceeds the {n_train} training images of {origin}")
@@ -55,13 +55,38 @@ def split(
     if label_noise > 0:  # a copy: validation (seed_overlap: a view of the pool) keeps its labels
         y_pool, index = corrupt_labels(y_pool, label_noise, num_classes, seed)
         changed = len(index)
-    if test_size is not None and test_size > n_test:
-        raise DataError(f"data.test_size={test_size} exceeds the {n_test} test images of {origin}")
-    n_te = n_test if test_size is None else test_size
-    x_test, y_test = raw.x_test[:n_te], raw.y_test[:n_te]
+    x_test, y_test = test_split(raw, test_size)
     pool_hashes = set(image_hashes(x_pool))
     overlap = {"val": count_overlap(pool_hashes, x_val), "test": count_overlap(pool_hashes, x_test)}
     return Splits(x_pool, y_pool, x_val, y_val, x_test, y_test, overlap, changed)
+
+
+def test_split(raw: RawData, test_size: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``test_size`` test images and labels (all when ``None``)."""
+    n_test = len(raw.x_test)
+    if test_size is not None and test_size > n_test:
+        raise DataError(f"data.test_size={test_size} exceeds the {n_test} test images of {raw.origin or raw.source}")
+    n_te = n_test if test_size is None else test_size
+    return raw.x_test[:n_te], raw.y_test[:n_te]
+
+
+def pool_affine(mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(scale, shift)`` with ``x_0_255 * scale + shift == (x_0_255 / 255 - mean) / std`` for 0-1 scale ``mean``/``std``:
+    the one formula behind the data module's ``pool`` normalisation and a checkpoint's stored statistics."""
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    return 1.0 / (255.0 * std), -mean / std
+
+
+def stored_normalization(mean: np.ndarray, std: np.ndarray, mode: str, x_test: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """:func:`normalization` from a checkpoint's stored training statistics (0-1 scale) instead of the pool:
+    ``pool`` uses them for every split; ``seed`` standardises the test split with its own statistics."""
+    affine = pool_affine(mean, std)
+    norm = {s: affine for s in SPLITS}
+    if mode == "seed":
+        m, sd = channel_stats(x_test)
+        scale = 1.0 / (sd + SEED_STD_EPS)
+        norm["test"] = (scale, -m * scale)
+    return norm
 
 
 def normalization(splits: Splits, mode: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
@@ -72,8 +97,8 @@ def normalization(splits: Splits, mode: str) -> tuple[dict[str, tuple[np.ndarray
     """
     mean255, std255 = channel_stats(splits.x_pool)
     if mode == "pool":
-        scale = 1.0 / std255  # x01 = x / 255; (x01 - mean) / std = x * 1/(255 std) - mean/std
-        return {s: (scale, -mean255 * scale) for s in SPLITS}, mean255, std255
+        affine = pool_affine(mean255 / 255.0, std255 / 255.0)
+        return {s: affine for s in SPLITS}, mean255, std255
     norm = {}
     for name, xs in (("train", splits.x_pool), ("val", splits.x_val), ("test", splits.x_test)):
         m, sd = (mean255, std255) if name == "train" else channel_stats(xs)

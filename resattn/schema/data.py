@@ -22,7 +22,7 @@ from resattn.schema.rules import (
 @dataclass
 class DataConfig:
     _target_: str = "resattn.data.CIFAR10DataModule"
-    source: str = spec("auto", choice("auto", "npz", "torchvision", "synthetic"))
+    source: str = spec("auto", choice("auto", "npz", "torchvision", "synthetic", "imagefolder"))
     root: Optional[str] = None
     download: bool = False
     train_size: int = spec(30_000, integer(1))
@@ -39,6 +39,7 @@ class DataConfig:
     seed: int = spec(0, SEED)
     label_noise: float = spec(0.0, Rule(lambda v: 0 <= v <= 1, "a fraction in [0, 1]", is_num))
     synthetic_seed: int = spec(0, SEED)
+    image_size: Optional[int] = spec(None, integer(1, nullable=True))  # imagefolder: resize to n x n (null: as they are)
 
 
 # ---------------------------------------------------------------------------------------------- augment

@@ -40,7 +40,7 @@ def check_data_sizes(cfg: DictConfig) -> None:
     )
     if any(v is ABSENT for v in (source, val_source, train, val, test, batch)):
         return
-    if source != "synthetic":
+    if source not in ("synthetic", "imagefolder"):  # a tree's counts are checked when it loads
         if train > CIFAR10_TRAIN_COUNT:
             raise ConfigError(f"data.train_size={train}: out of range; CIFAR-10 has {CIFAR10_TRAIN_COUNT} training images")
         if val_source == "holdout" and train + val > CIFAR10_TRAIN_COUNT:

@@ -8,16 +8,18 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 
-def check_model_fits(cfg: DictConfig, ckpt_file: Path, key: str, fix: str) -> dict[str, Any]:
-    """The checkpoint at ``ckpt_file`` loads and its weights fit the model ``cfg.model`` builds; returns it."""
-    from resattn.checkpoints import check_compatible, load_checkpoint
+def check_model_fits(cfg: DictConfig, ckpt_file: Path | str, key: str, fix: str, finetune: bool = False) -> dict[str, Any]:
+    """The checkpoint at ``ckpt_file`` (or a registered weights name) loads and its weights fit the model
+    ``cfg.model`` builds; with ``finetune``, a classifier of another shape is allowed (re-initialised). Returns it."""
+    from resattn.checkpoints import CLASSIFIER, check_compatible, load_checkpoint_or_weights, new_classifier
     from resattn.factory import build_model
 
-    ckpt = load_checkpoint(ckpt_file, key=key.split("=", 1)[0])
+    ckpt = load_checkpoint_or_weights(ckpt_file, key=key.split("=", 1)[0])
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     net = build_model({"model": model_cfg})
     shapes = {f"net.{k}": v.shape for k, v in net.state_dict().items()}
-    check_compatible(shapes, ckpt, key=key, model_cfg=model_cfg, fix=fix, prefix="net.")
+    exclude = CLASSIFIER if finetune and new_classifier(shapes, ckpt) else None
+    check_compatible(shapes, ckpt, key=key, model_cfg=model_cfg, fix=fix, prefix="net.", exclude=exclude)
     return ckpt
 
 
@@ -49,6 +51,7 @@ def check_inputs(cfg: DictConfig, task: str = "train") -> None:
 
 
 def _check_inputs(cfg: DictConfig, task: str) -> None:
+    from resattn import weights
     from resattn.resume import check_resume_schedule, resume_checkpoint
 
     ckpt = cfg.get("ckpt_path")
@@ -56,6 +59,9 @@ def _check_inputs(cfg: DictConfig, task: str) -> None:
         from resattn.checkpoints import best_checkpoint_of_run, load_checkpoint
 
         path = Path(str(ckpt)).expanduser()
+        if weights.is_weights_name(ckpt):
+            weights.fetch(str(ckpt))  # downloaded once, checksum verified
+            return
         load_checkpoint(best_checkpoint_of_run(path) if path.is_dir() else path, key="ckpt_path")
     elif cfg.get("resume"):
         run_dir = Path(str(cfg.resume)).expanduser()
@@ -69,7 +75,8 @@ def _check_inputs(cfg: DictConfig, task: str) -> None:
     elif ckpt:
         check_model_fits(
             cfg,
-            Path(str(ckpt)).expanduser(),
+            str(ckpt) if weights.is_weights_name(ckpt) else Path(str(ckpt)).expanduser(),
             f"ckpt_path={ckpt}",
             "use a checkpoint of the same model, or set the model config it was trained with",
+            finetune=True,
         )
