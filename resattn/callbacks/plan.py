@@ -29,7 +29,7 @@ def format_duration(seconds: float) -> str:
 class RunPlan(Callback):
     """After ``warmup_steps`` + ``measure_steps`` training steps, print once (rank 0)::
 
-        plan: 60 epochs x 234 steps, about 8.4 h on cpu (1.92 s/step over steps 6-25, validation included)
+        plan: 60 epochs x 234 steps, about 8.4 h on cpu (1.92 s/step over steps 6-25, validation included); precision 32 (auto: ...)
 
     Args:
         scale: the run's ``scale.name``; a CPU run at ``full`` that would take over an hour suggests ``scale=cpu``.
@@ -45,6 +45,8 @@ class RunPlan(Callback):
         self._start: float | None = None
         self._first_step = 0
         self.line: str | None = None
+        # The precision the run uses and why (resattn.precision), set by the pipeline; appended to the line.
+        self.precision: str | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._first_step = trainer.global_step  # > 0 when resumed
@@ -79,6 +81,8 @@ class RunPlan(Callback):
             line += f"; resumed: {remaining_steps} of {total_steps} steps left"
         if device == "cpu" and self.scale == "full" and seconds > SUGGEST_CPU_SCALE_ABOVE_S:
             line += "; on a CPU try scale=cpu (at most 30 min on 2 cores)"
+        if self.precision:
+            line += f"; {self.precision}"
         return line
 
     @rank_zero_only
