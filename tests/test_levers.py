@@ -23,10 +23,12 @@ import torch
 from omegaconf import OmegaConf
 
 from resattn import precision as precision_mod
+from resattn.errors import CheckpointError
 from resattn.module import ResAttnModule
 from resattn.pipeline import build_datamodule, evaluate, train
 from resattn.precision import auto_precision, choose_precision, resolve_precision
 from resattn.tta import tta_logits
+from resattn.validation import check_inputs
 from tests.conftest import TINY, compose_cfg, run_script
 from tests.helpers import config_error, run_checkpoint, run_state
 
@@ -88,10 +90,10 @@ def test_auto_precision_on_cuda_follows_native_bf16(monkeypatch: pytest.MonkeyPa
 def test_resolve_precision_writes_the_choice_into_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = compose_cfg(tmp_path, TINY)
     assert cfg.trainer.precision == "auto"  # the default
-    assert resolve_precision(cfg).value == "32" and cfg.trainer.precision == "32"  # this CPU: no native bf16
-    monkeypatch.setattr(precision_mod, "cpu_capabilities", lambda: {"amx_bf16": True})
-    cfg = compose_cfg(tmp_path, TINY)
-    assert resolve_precision(cfg).value == "bf16-mixed" and cfg.trainer.precision == "bf16-mixed"
+    for caps, expected in (({"avx2": True}, "32"), ({"amx_bf16": True}, "bf16-mixed")):
+        monkeypatch.setattr(precision_mod, "cpu_capabilities", lambda caps=caps: caps)
+        cfg = compose_cfg(tmp_path, TINY)
+        assert resolve_precision(cfg).value == expected and cfg.trainer.precision == expected
     explicit = compose_cfg(tmp_path, [*TINY, "trainer.precision=32"])
     assert resolve_precision(explicit).reason == "set explicitly" and explicit.trainer.precision == 32
 
@@ -120,8 +122,9 @@ def test_train_cli_plan_line_per_step_logs_and_hparams_view(tmp_path: Path) -> N
     result = run_script("train.py", *args, f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr[-2000:]
     plan = next(line for line in (run / "train.log").read_text().splitlines() if "plan: " in line)
-    assert "; precision 32 (auto: " in plan and "avx512_bf16" in plan, plan  # this CPU has no native bf16
-    assert run_checkpoint(run)["hyper_parameters"]["cfg"]["trainer"]["precision"] == "32"
+    here = auto_precision("cpu")  # on the development machine (AVX2 only): precision 32, bf16 would be emulated
+    assert plan.endswith(f"; {here.describe()}"), plan
+    assert run_checkpoint(run)["hyper_parameters"]["cfg"]["trainer"]["precision"] == here.value
 
     steps = 2 * 8  # 2 epochs x 8 steps
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0}).Reload()
@@ -137,7 +140,7 @@ def test_train_cli_plan_line_per_step_logs_and_hparams_view(tmp_path: Path) -> N
     assert {"hp/test/acc", "hp/val/acc_best", "hp/test/loss"} <= {m.name.tag for m in experiment.metric_infos}
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     hparams = {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind")) for k, v in session.hparams.items()}
-    assert hparams["model/width"] == 4 and hparams["optimizer"] == "Adam" and hparams["trainer/precision"] == "32"
+    assert hparams["model/width"] == 4 and hparams["optimizer"] == "Adam" and hparams["trainer/precision"] == here.value
     assert hparams["tta"] == "none" and hparams["ema"] == 0  # torch writes booleans as numbers
     recorded = _metrics(run)
     assert events.Scalars("hp/test/acc")[-1].value == pytest.approx(recorded["test/acc"])
@@ -178,6 +181,8 @@ def test_ema_stop_resume_is_bitwise_and_eval_uses_the_average(tmp_path: Path) ->
         for key in a[section]:
             assert torch.equal(a[section][key], b[section][key]), (section, key)
     assert int(a["averaging_state"]["n_averaged"]) == 3 * 8 - 3  # steps 3..23 (0-based) averaged
+    with pytest.raises(CheckpointError, match=r"ema changed from true to false; a resumed run keeps its weight averaging"):
+        check_inputs(compose_cfg(tmp_path / "toggled", [*EMA_RUN, "ema=false", f"resume={part}"]))
     recorded, again = _metrics(straight), _metrics(part)  # as written by train()
     for key in ("val/acc_best", "val/acc", "test/acc", "test/loss", "epochs"):
         assert recorded[key] == again[key], key
