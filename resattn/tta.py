@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 TTA_MODES = ("none", "flip", "flip_translate")
+FORWARDS = {"none": 1, "flip": 2, "flip_translate": 6}  # network evaluations per image of each mode
 TRANSLATE_PX = 1  # flip_translate: shift by one pixel (reflect padding), up-left and down-right
 
 

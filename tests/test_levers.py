@@ -23,6 +23,7 @@ import torch
 from omegaconf import OmegaConf
 
 from resattn import precision as precision_mod
+from resattn.callbacks import RunPlan
 from resattn.errors import CheckpointError
 from resattn.module import ResAttnModule
 from resattn.pipeline import build_datamodule, evaluate, train
@@ -145,6 +146,18 @@ def test_train_cli_plan_line_per_step_logs_and_hparams_view(tmp_path: Path) -> N
     recorded = _metrics(run)
     assert events.Scalars("hp/test/acc")[-1].value == pytest.approx(recorded["test/acc"])
     assert events.Scalars("hp/val/acc_best")[-1].value == pytest.approx(recorded["val/acc_best"])
+
+
+def test_plan_counts_the_forwards_of_test_time_augmentation() -> None:
+    from tests.test_scale import _fake_trainer
+
+    # 24 x 234 steps at 0.4 s, plus validation: 5,000 images at a third of a training image's cost per forward
+    # (none: 1, flip: 2, flip_translate: 6 forwards), over 29,952 training images per epoch.
+    minutes = {
+        tta: RunPlan(scale="cpu", tta=tta).plan(_fake_trainer(234, 24), step_s=0.4).split("about ")[1].split(" ")[0]
+        for tta in ("none", "flip", "flip_translate")
+    }
+    assert minutes == {"none": "40", "flip": "42", "flip_translate": "50"}
 
 
 # ------------------------------------------------------------------------------------------------- EMA

@@ -10,6 +10,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
+from resattn.tta import FORWARDS
+
 log = logging.getLogger("resattn")
 
 # A CPU run at scale=full whose estimate exceeds this suggests scale=cpu.
@@ -35,10 +37,12 @@ class RunPlan(Callback):
         scale: the run's ``scale.name``; a CPU run at ``full`` that would take over an hour suggests ``scale=cpu``.
         warmup_steps: first steps left out of the timing (allocator warm-up, lazy initialisation).
         measure_steps: steps timed.
+        tta: the run's test-time augmentation (``tta``): validation costs its number of forwards per image.
     """
 
-    def __init__(self, scale: str = "full", warmup_steps: int = 5, measure_steps: int = 20) -> None:
+    def __init__(self, scale: str = "full", warmup_steps: int = 5, measure_steps: int = 20, tta: str = "none") -> None:
         self.scale = scale
+        self.tta = tta
         self.warmup_steps = warmup_steps
         self.measure_steps = measure_steps
         self._seen = 0
@@ -69,7 +73,8 @@ class RunPlan(Callback):
         datamodule = getattr(trainer, "datamodule", None)
         train_images = steps_per_epoch * int(getattr(datamodule, "batch_size", 0) or 0)
         val_images = int(getattr(datamodule, "val_size", 0) or 0)
-        eval_share = EVAL_COST_RATIO * val_images / train_images if train_images and trainer.limit_val_batches else 0.0
+        eval_cost = EVAL_COST_RATIO * FORWARDS.get(self.tta, 1)
+        eval_share = eval_cost * val_images / train_images if train_images and trainer.limit_val_batches else 0.0
         seconds = remaining_steps * step_s * (1 + eval_share)
         device = trainer.strategy.root_device.type
         line = (
