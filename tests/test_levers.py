@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 
 from resattn import precision as precision_mod
 from resattn.callbacks import RunPlan
+from resattn.callbacks.ema import warmup_ema_avg_fn
 from resattn.errors import CheckpointError
 from resattn.module import ResAttnModule
 from resattn.pipeline import build_datamodule, evaluate, train
@@ -217,6 +218,15 @@ def test_ema_stop_resume_is_bitwise_and_eval_uses_the_average(tmp_path: Path) ->
     assert (eval_metrics["test/acc"], eval_metrics["test/loss"]) == (recorded["test/acc"], recorded["test/loss"])
     live_test = _evaluate(_module(best, "current_model_state"), best["hyper_parameters"]["cfg"])
     assert live_test["test/loss"] != recorded["test/loss"]
+
+
+def test_ema_decay_warms_up_to_its_setting() -> None:
+    update = warmup_ema_avg_fn(0.99)
+    average, weights = torch.zeros(3), torch.ones(3)
+    for n, rate in ((1, 2 / 11), (10, 11 / 20), (100, 101 / 110), (1000, 0.99)):  # min(decay, (1 + n) / (10 + n))
+        torch.testing.assert_close(update(average, weights, torch.tensor(n)), torch.full((3,), 1 - rate))
+    counts = torch.tensor([10, 20])
+    torch.testing.assert_close(update(counts, counts + 100, torch.tensor(5)), torch.tensor([11.0, 21.0]))  # integer buffers: fixed decay
 
 
 def test_ema_on_without_its_callback_is_a_config_error() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
@@ -15,8 +15,21 @@ from pytorch_lightning.trainer.states import TrainerFn
 LIVE_BUFFERS = ("val_acc_best",)
 
 
+def warmup_ema_avg_fn(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``AveragedModel`` update with TensorFlow's ``ExponentialMovingAverage(num_updates=n)`` warm-up: after ``n``
+    updates the decay is ``min(decay, (1 + n) / (10 + n))``, so the random initial weights do not linger in the
+    average (at a fixed 0.999 they would still weigh 0.999^n: 6 % after 2,800 steps)."""
+
+    def avg_fn(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        n = num_averaged.to(torch.float64)  # a device tensor: no host sync
+        rate = torch.clamp((1 + n) / (10 + n), max=decay).to(averaged.dtype) if averaged.is_floating_point() else decay
+        return rate * averaged + (1 - rate) * current
+
+    return avg_fn
+
+
 class EMA(EMAWeightAveraging):
-    """``ema=true``: after every optimizer step ``average = decay * average + (1 - decay) * weights``.
+    """``ema=true``: after every optimizer step ``average = d * average + (1 - d) * weights``, ``d`` rising to ``decay``.
 
     Lightning's callback does the averaging (``torch.optim.swa_utils.AveragedModel`` with ``use_buffers=True``),
     swaps the averaged weights in for every validation (so ``val/acc``, the best checkpoint and early stopping
@@ -42,15 +55,21 @@ class EMA(EMAWeightAveraging):
 
     Args:
         decay: weight of the previous average at each update (0.999: a horizon of about 1000 updates).
+        warmup: the decay after ``n`` updates is ``min(decay, (1 + n) / (10 + n))`` (:func:`warmup_ema_avg_fn`);
+            false: ``decay`` from the first update (Lightning's ``get_ema_avg_fn``).
         update_every_n_steps: update after every n-th optimizer step.
         update_starting_at_step: first optimizer step (0-based) to average from; null = from the first.
     """
 
-    def __init__(self, decay: float = 0.999, update_every_n_steps: int = 1, update_starting_at_step: int | None = None) -> None:
+    def __init__(
+        self, decay: float = 0.999, warmup: bool = True, update_every_n_steps: int = 1, update_starting_at_step: int | None = None
+    ) -> None:
         super().__init__(
             use_buffers=True, decay=decay, update_every_n_steps=update_every_n_steps, update_starting_at_step=update_starting_at_step
         )
-        self.decay = decay
+        if warmup:
+            self._kwargs["avg_fn"] = warmup_ema_avg_fn(decay)  # passed on to AveragedModel in setup()
+        self.decay, self.warmup = decay, warmup
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit" and self._device is None:

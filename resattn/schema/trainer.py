@@ -103,6 +103,7 @@ class EMAConfig:
 
     _target_: str = "resattn.callbacks.EMA"
     decay: float = spec(0.999, number(gt=0, lt=1))
+    warmup: bool = True
     update_every_n_steps: int = spec(1, integer(1))
     update_starting_at_step: Optional[int] = spec(None, integer(0, nullable=True))
 
