@@ -76,7 +76,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
 from resattn.config import compose_run  # noqa: E402
 from resattn.module import ResAttnModule  # noqa: E402
-from resattn.pipeline import build_datamodule, build_trainer, instantiate_group  # noqa: E402
+from resattn.pipeline import build_callbacks, build_datamodule, build_trainer, instantiate_group  # noqa: E402
+from resattn.precision import resolve_precision  # noqa: E402
 from resattn.schedulers import lightning_scheduler  # noqa: E402
 
 FLOOR = 0.95
@@ -314,7 +315,7 @@ def run_lightning(
             raise SystemExit("--mode paired times one epoch per repetition: use --epochs 1")
         twin = RawLoop(cfg, dm, seed, device, len(twin_batches[0]))
     module = fresh_module(cfg, seed)
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = build_callbacks(cfg)
     loggers = instantiate_group(cfg.get("logger"))
     clock = StepClock(seed, device, twin, twin_batches[0] if twin_batches else None, val_batches)
     trainer = build_trainer(cfg, [*callbacks, clock], loggers, **trainer_overrides)
@@ -425,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         cfg = compose_run(work / "compose", overrides_from(args))
+        resolve_precision(cfg)  # trainer.precision=auto -> what train.py would use on this machine
         dm = build_datamodule(cfg)
         dm.setup("fit")
         if args.profile:

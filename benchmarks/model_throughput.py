@@ -17,9 +17,11 @@ on CUDA with ``torch.cuda.synchronize()`` around each round of steps, on CPU per
 number is the median over rounds (robust on a shared machine, where a second busy core can stall
 multi-threaded small ops for seconds). A measurement stops early after ``--max-seconds``.
 
-Prints a markdown table and a final ``recommended defaults`` line chosen from the measured ratios
+Prints a markdown table, fp32 and bf16 side by side per memory format (train and inference images/s and their
+ratio), a ``recommended defaults`` line chosen from the measured ratios
 (training images/s, geometric mean over matching configs; a factor is recommended when it is >= 5 %
-faster), mapped to the config keys ``trainer.precision``, ``channels_last`` and ``compile``.
+faster), mapped to the config keys ``trainer.precision``, ``channels_last`` and ``compile``, and what
+``trainer.precision=auto`` picks on this machine (by capability, :mod:`resattn.precision`).
 
 Models are built through the Hydra config tree (``compose("train", ["model=<v>", "model.width=<w>"])`` +
 ``build_model``), as train.py builds them (on a bare GPU machine the kit installs the Hydra wheels first).
@@ -56,7 +58,8 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from resattn.speed import compile_options  # noqa: E402  (after the sys.path insert)
+from resattn.precision import auto_precision  # noqa: E402  (after the sys.path insert)
+from resattn.speed import compile_options  # noqa: E402
 
 ALL_VARIANTS = ("attention56_mini", "attention56_mini_paper", "attention56", "attention92")
 SPEEDUP_THRESHOLD = 1.05
@@ -280,6 +283,32 @@ def markdown(results: list[Result], peaks: dict[str, float], device: torch.devic
     return "\n".join(lines)
 
 
+def precision_table(results: list[Result], device: torch.device) -> str | None:
+    """fp32 and bf16 side by side for each (variant, width, memory format, compile) measured in both."""
+    by_key: dict[tuple, dict[str, Result]] = {}
+    for r in results:
+        c = r.cfg
+        by_key.setdefault((c.variant, c.width, r.batch, c.channels_last, c.compile), {})[c.precision] = r
+    pairs = [(key, group) for key, group in by_key.items() if {"fp32", "bf16"} <= set(group)]
+    if not pairs:
+        return None
+    fp32 = precision_label("fp32", device)
+    head = (
+        f"| variant | width | batch | channels_last | compile | train img/s {fp32} | train img/s bf16 | bf16 / {fp32} "
+        f"| infer img/s {fp32} | infer img/s bf16 | bf16 / {fp32} |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for (variant, width, batch, channels_last, compiled), group in pairs:
+        a, b = group["fp32"], group["bf16"]
+        train_a, train_b = batch / a.train.seconds_per_iter, batch / b.train.seconds_per_iter
+        infer_a, infer_b = batch / a.infer.seconds_per_iter, batch / b.infer.seconds_per_iter
+        lines.append(
+            f"| {variant} | {width} | {batch} | {'on' if channels_last else 'off'} | {'on' if compiled else 'off'} | "
+            f"{train_a:,.1f} | {train_b:,.1f} | {train_b / train_a:.2f}x | {infer_a:,.1f} | {infer_b:,.1f} | {infer_b / infer_a:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Main
 
@@ -449,6 +478,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown(results, peaks, device))
     print()
+    side_by_side = precision_table(results, device)
+    if side_by_side:
+        print(side_by_side)
+        print()
     if device.type == "cpu" and "bf16" in peaks and "fp32" in peaks and peaks["bf16"] < 0.25 * peaks["fp32"]:
         print(
             "# note: bf16 matmul is far slower than fp32 on this CPU (no native bf16 path, e.g. AVX512-BF16/AMX); "
@@ -456,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"# measured in {time.perf_counter() - t_start:.0f} s")
     print(recommendation(results, device) if results else "recommended defaults: (no results)")
+    print(f"# trainer.precision=auto on this machine: {auto_precision(device.type).describe()}")
     return 0 if results else 1
 
 

@@ -17,6 +17,7 @@ from resattn.cifar import CLASS_NAMES
 from resattn.factory import build_model
 from resattn.schedulers import lightning_scheduler
 from resattn.speed import channels_last_enabled, compile_options
+from resattn.tta import tta_logits
 
 log = logging.getLogger("resattn")
 
@@ -45,6 +46,7 @@ class ResAttnModule(pl.LightningModule):
         self.l2 = float(reg.get("l2", 0.0))
         self.l2_scope = reg.get("l2_scope", "head")
         self.label_smoothing = float(cfg.get("label_smoothing", 0.0))
+        self.tta: str = cfg.get("tta", "none")  # test-time augmentation of validation and test (resattn.tta)
         # Resolved against the training device in configure_model (``auto``); plain contiguous until then.
         self.channels_last = cfg.get("channels_last", False) is True
         self.num_classes = int(cfg["model"]["num_classes"])
@@ -146,9 +148,17 @@ class ResAttnModule(pl.LightningModule):
         logits = self(x)
         return logits, y, F.cross_entropy(logits, y, label_smoothing=label_smoothing)
 
+    def _eval_step(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits under test-time augmentation ``tta`` (``none``: one plain forward), targets, cross-entropy."""
+        x, y = batch[0], batch[1]
+        logits = tta_logits(self, x, self.tta)
+        return logits, y, F.cross_entropy(logits, y)
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         logits, y, ce = self._step(batch, self.label_smoothing)
         loss = ce + self.l2_penalty()
+        # Written every trainer.log_every_n_steps steps (the only host sync it adds); train/loss stays the epoch mean.
+        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
         self.train_loss.update(loss.detach(), weight=y.numel())
         self.train_acc.update(logits.detach(), y)
         return loss
@@ -173,7 +183,7 @@ class ResAttnModule(pl.LightningModule):
         self.train_acc.reset()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        logits, y, ce = self._step(batch)
+        logits, y, ce = self._eval_step(batch)
         self.val_loss.update(ce, weight=y.numel())
         self.val_acc.update(logits, y)
 
@@ -193,7 +203,7 @@ class ResAttnModule(pl.LightningModule):
         self.test_predictions = []
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        logits, y, ce = self._step(batch)
+        logits, y, ce = self._eval_step(batch)
         self.test_images += y.numel()
         probability, predicted = logits.detach().float().softmax(1).max(1)
         self.test_predictions.append(torch.stack([y.float(), predicted.float(), probability], 1))

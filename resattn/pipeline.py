@@ -17,7 +17,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from resattn.atomic import write_text
-from resattn.callbacks import AtomicCheckpointIO
+from resattn.callbacks import AtomicCheckpointIO, RunPlan
 from resattn.callbacks.ranks import ranks_end_together, strategy_with_timeout
 from resattn.callbacks.signals import fit as fit_until_stopped
 from resattn.callbacks.signals import stop_signals
@@ -30,8 +30,10 @@ from resattn.checkpoints import (
     new_classifier,
 )
 from resattn.errors import ConfigError
+from resattn.hparams import log_hparams
 from resattn.module import ResAttnModule
 from resattn.plots import plot_confusion_matrix, plot_curves, plot_weight_histogram
+from resattn.precision import choose_precision, resolve_precision
 from resattn.results import print_results, to_number, write_metrics
 from resattn.resume import override_key, resume_checkpoint
 from resattn.scale import apply_scale
@@ -56,12 +58,22 @@ def build_datamodule(cfg: DictConfig, preprocessing: Mapping[str, Any] | None = 
     return instantiate(cfg.data, augment=augment, **extra)
 
 
+def build_callbacks(cfg: DictConfig) -> list[Any]:
+    """The ``callbacks`` group; ``callbacks.ema`` only with ``ema=true``."""
+    group = cfg.get("callbacks")
+    if group and not cfg.get("ema"):
+        group = {name: entry for name, entry in group.items() if name != "ema"}
+    return instantiate_group(group)
+
+
 def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], **overrides: Any) -> pl.Trainer:
-    """The ``trainer`` group as a Trainer; ``trainer.ddp_start_timeout`` (not a Trainer argument) goes to the strategy
-    (``trainer.ddp_timeout`` to :class:`resattn.callbacks.RankWatch`)."""
+    """The ``trainer`` group as a Trainer: ``precision=auto`` resolved by :mod:`resattn.precision`;
+    ``trainer.ddp_start_timeout`` (not a Trainer argument) goes to the strategy (``trainer.ddp_timeout`` to
+    :class:`resattn.callbacks.RankWatch`)."""
     args = OmegaConf.to_container(cfg.trainer, resolve=True)
     start_timeout = args.pop("ddp_start_timeout", None)
     args.pop("ddp_timeout", None)
+    args["precision"] = choose_precision(overrides.pop("precision", args["precision"]), args.get("accelerator", "auto")).value
     if isinstance(args.get("strategy"), str):
         overrides.setdefault("strategy", strategy_with_timeout(args["strategy"], start_timeout))
     return instantiate(args, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()], **overrides)
@@ -117,6 +129,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, and write ``metrics.json``, plots and checkpoints into the run dir."""
     scale_changes = apply_scale(cfg)
     check_config(cfg, "train")
+    precision = resolve_precision(cfg)  # before the module stores the config: checkpoints hold the chosen value
     if rank_zero_only.rank == 0:
         log.info(describe_scale(cfg, scale_changes))
     run_dir = Path(cfg.paths.output_dir)
@@ -130,7 +143,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         init_from_checkpoint(module, cfg.ckpt_path)
     rank_zero_info("\n" + summarize(module.net, (cfg.model.in_channels, cfg.model.input_size, cfg.model.input_size)))
 
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = build_callbacks(cfg)
+    for plan in (c for c in callbacks if isinstance(c, RunPlan)):
+        plan.precision = precision.describe()
     loggers = instantiate_group(cfg.get("logger"))
     trainer = build_trainer(cfg, callbacks, loggers)
     with stop_signals(trainer), ranks_end_together(trainer):  # fit and test
@@ -168,6 +183,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         metrics["status"] = "ok"
         write_metrics(run_dir, metrics)
+        log_hparams(trainer.loggers, cfg, metrics, step=trainer.global_step)
         csv_logger = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
         if csv_logger is not None and Path(csv_logger.log_dir, "metrics.csv").is_file():
             plot_curves(Path(csv_logger.log_dir, "metrics.csv"), run_dir / "curves.png", title=run_dir.name)
@@ -189,13 +205,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if module.preprocessing is None:
         log.info(OLD_CHECKPOINT_NOTE, ckpt_file)
     datamodule = build_datamodule(stored, module.preprocessing)
-    # Evaluate in the precision the run trained with (bf16 logits differ from fp32), unless asked otherwise.
+    given = {override_key(o) for o in command}
+    # Evaluate in the precision and with the test-time augmentation the run used (bf16 logits differ from
+    # fp32), unless this command sets them.
+    if "tta" in given:
+        module.tta = cfg.tta
     precision = (
-        {}
-        if any(override_key(o) == "trainer.precision" for o in command)
-        else {"precision": OmegaConf.select(stored, "trainer.precision", default=cfg.trainer.precision)}
+        cfg.trainer.precision
+        if "trainer.precision" in given
+        else OmegaConf.select(stored, "trainer.precision", default=cfg.trainer.precision)
     )
-    trainer = build_trainer(cfg, callbacks=[], loggers=[], **precision)
+    trainer = build_trainer(cfg, callbacks=[], loggers=[], precision=precision)
     tested = trainer.test(module, datamodule=datamodule, verbose=False)
     metrics: dict[str, Any] = {"checkpoint": str(ckpt_file), **(tested[0] if tested else {})}
     if trainer.is_global_zero:

@@ -219,3 +219,14 @@ def check_resume_schedule(cfg: Any, stored: Mapping[str, Any], run_dir: Path) ->
                 f"resume={run_dir}: {key} changed from {_select(stored, key)} to {current(key)}, but the run's "
                 f"{name} schedule is fitted to its length and cannot be stretched mid-run; {fix}"
             )
+
+
+def check_resume_averaging(cfg: Any, stored: Mapping[str, Any], run_dir: Path) -> None:
+    """A resumed run keeps its weight averaging: with ``ema=true`` a checkpoint's ``state_dict`` is the average and
+    the live weights are stored beside it, so switching ``ema`` mid-run would continue from the wrong weights."""
+    old, new = bool(stored.get("ema", False)), bool(cfg.get("ema", False))
+    if old != new:
+        raise CheckpointError(
+            f"resume={run_dir}: ema changed from {str(old).lower()} to {str(new).lower()}; a resumed run keeps its "
+            f"weight averaging; resume without changing it, or start a new run with ckpt_path={run_dir / LAST_CKPT}"
+        )

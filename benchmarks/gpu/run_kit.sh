@@ -49,7 +49,7 @@ export PYTHONUNBUFFERED=1 PYTHONNOUSERSITE=1 HYDRA_FULL_ERROR=1 PYTHONDONTWRITEB
 # The two runs. seed_adam_base keeps the study's fp32 (cuDNN runs fp32 convolutions as TF32 on Hopper);
 # improved uses the recipe's GPU settings. trainer.benchmark=true: cuDNN picks the fastest algorithms for the
 # fixed 32x32 shapes. Data stay resident on the GPU (data.device_resident=auto).
-SEED_OVERRIDES=(experiment=seed_adam_base trainer=gpu trainer.benchmark=true)
+SEED_OVERRIDES=(experiment=seed_adam_base trainer=gpu trainer.precision=32 trainer.benchmark=true)  # fp32 explicitly: auto means bf16 on a GPU
 IMPROVED_OVERRIDES=(experiment=improved trainer=gpu trainer.precision=bf16-mixed channels_last=true trainer.benchmark=true)
 DRY_OVERRIDES=()
 if [ "$DRY" = 1 ]; then

@@ -10,6 +10,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
+from resattn.tta import FORWARDS
+
 log = logging.getLogger("resattn")
 
 # A CPU run at scale=full whose estimate exceeds this suggests scale=cpu.
@@ -29,22 +31,26 @@ def format_duration(seconds: float) -> str:
 class RunPlan(Callback):
     """After ``warmup_steps`` + ``measure_steps`` training steps, print once (rank 0)::
 
-        plan: 60 epochs x 234 steps, about 8.4 h on cpu (1.92 s/step over steps 6-25, validation included)
+        plan: 60 epochs x 234 steps, about 8.4 h on cpu (1.92 s/step over steps 6-25, validation included); precision 32 (auto: ...)
 
     Args:
         scale: the run's ``scale.name``; a CPU run at ``full`` that would take over an hour suggests ``scale=cpu``.
         warmup_steps: first steps left out of the timing (allocator warm-up, lazy initialisation).
         measure_steps: steps timed.
+        tta: the run's test-time augmentation (``tta``): validation costs its number of forwards per image.
     """
 
-    def __init__(self, scale: str = "full", warmup_steps: int = 5, measure_steps: int = 20) -> None:
+    def __init__(self, scale: str = "full", warmup_steps: int = 5, measure_steps: int = 20, tta: str = "none") -> None:
         self.scale = scale
+        self.tta = tta
         self.warmup_steps = warmup_steps
         self.measure_steps = measure_steps
         self._seen = 0
         self._start: float | None = None
         self._first_step = 0
         self.line: str | None = None
+        # The precision the run uses and why (resattn.precision), set by the pipeline; appended to the line.
+        self.precision: str | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._first_step = trainer.global_step  # > 0 when resumed
@@ -67,7 +73,8 @@ class RunPlan(Callback):
         datamodule = getattr(trainer, "datamodule", None)
         train_images = steps_per_epoch * int(getattr(datamodule, "batch_size", 0) or 0)
         val_images = int(getattr(datamodule, "val_size", 0) or 0)
-        eval_share = EVAL_COST_RATIO * val_images / train_images if train_images and trainer.limit_val_batches else 0.0
+        eval_cost = EVAL_COST_RATIO * FORWARDS.get(self.tta, 1)
+        eval_share = eval_cost * val_images / train_images if train_images and trainer.limit_val_batches else 0.0
         seconds = remaining_steps * step_s * (1 + eval_share)
         device = trainer.strategy.root_device.type
         line = (
@@ -79,6 +86,8 @@ class RunPlan(Callback):
             line += f"; resumed: {remaining_steps} of {total_steps} steps left"
         if device == "cpu" and self.scale == "full" and seconds > SUGGEST_CPU_SCALE_ABOVE_S:
             line += "; on a CPU try scale=cpu (at most 30 min on 2 cores)"
+        if self.precision:
+            line += f"; {self.precision}"
         return line
 
     @rank_zero_only

@@ -90,7 +90,7 @@ def pair(text: str, ok: Callable[[float, float], bool]) -> Rule:
 
 
 PRECISIONS = (
-    "32", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64", "64-true", "16", "bf16",
+    "auto", "32", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64", "64-true", "16", "bf16",
     "transformer-engine", "transformer-engine-float16",
 )  # fmt: skip
 

@@ -13,6 +13,7 @@ from resattn.schema.rules import (
     integer,
     spec,
 )
+from resattn.tta import TTA_MODES
 
 # ---------------------------------------------------------------------------------------- scale, top level
 
@@ -50,6 +51,7 @@ class EvalConfig:
     task_name: str = "eval"
     ckpt_path: Optional[str] = None
     seed: int = spec(42, SEED)
+    tta: str = spec("none", choice(*TTA_MODES))  # test-time augmentation of validation and test (resattn.tta)
 
 
 @dataclass
@@ -71,4 +73,5 @@ class TrainConfig(EvalConfig):
     compile: bool = False
     compile_options: CompileConfig = field(default_factory=CompileConfig)
     label_smoothing: float = spec(0.0, PROBABILITY)
+    ema: bool = False  # average the weights with callbacks.ema (resattn.callbacks.EMA)
     test: bool = True

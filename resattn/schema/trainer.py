@@ -36,7 +36,7 @@ class TrainerConfig:
     ddp_timeout: float = spec(300.0, number(gt=0))
     ddp_start_timeout: float = spec(600.0, number(gt=0))
     precision: Any = spec(
-        32,
+        "auto",  # resattn.precision: bf16-mixed where bf16 is native (CUDA >= 8.0, AMX/AVX512-BF16 CPUs), else 32
         Rule(
             lambda v: str(v) in PRECISIONS,
             "one of " + ", ".join(PRECISIONS),
@@ -102,6 +102,25 @@ class AttentionMapsConfig:
 
 
 @dataclass
+class EMAConfig:
+    """Weight averaging, used when ``ema=true`` (:class:`resattn.callbacks.EMA`)."""
+
+    _target_: str = "resattn.callbacks.EMA"
+    decay: float = spec(0.999, number(gt=0, lt=1))
+    warmup: bool = True
+    update_every_n_steps: int = spec(1, integer(1))
+    update_starting_at_step: Optional[int] = spec(None, integer(0, nullable=True))
+
+
+@dataclass
+class LearningRateMonitorConfig:
+    _target_: str = "pytorch_lightning.callbacks.LearningRateMonitor"
+    logging_interval: Optional[str] = spec("step", choice("step", "epoch", nullable=True))
+    log_momentum: bool = False
+    log_weight_decay: bool = False
+
+
+@dataclass
 class CallbacksConfig:
     """Lightning callbacks by name; null drops one, ``+callbacks.<name>._target_=...`` adds one."""
 
@@ -109,6 +128,8 @@ class CallbacksConfig:
     early_stopping: Optional[EarlyStoppingConfig] = None
     divergence: Optional[DivergenceConfig] = None
     attention_maps: Optional[AttentionMapsConfig] = None
+    ema: Optional[EMAConfig] = None
+    lr_monitor: Optional[LearningRateMonitorConfig] = None
     timer: Optional[Any] = None
     rng_state: Optional[Any] = None
     weight_histograms: Optional[Any] = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from resattn.schema.data import DataConfig
-from resattn.validation.consistency import check_data_sizes, check_epochs, check_layout, check_optimized_metric
+from resattn.validation.consistency import check_data_sizes, check_ema, check_epochs, check_layout, check_optimized_metric
 from resattn.validation.inputs import check_inputs, check_model_fits
 from resattn.validation.paths import check_data_root, check_paths
 from resattn.validation.values import check_values, composition_error, typed
@@ -35,6 +35,7 @@ def check_config(cfg: DictConfig, task: str = "train") -> None:
         check_epochs(cfg)
         check_optimized_metric(cfg)
         check_data_sizes(cfg)
+        check_ema(cfg)
         check_data_root(cfg)  # eval's data comes from the checkpoint: checked in evaluate()
     check_paths(cfg, task)
 

@@ -81,3 +81,11 @@ def check_layout(model: Any) -> None:
             f"model.pool_kernel={model['pool_kernel']}: out of range; the final feature map is "
             f"{size}x{size}, so expected an integer <= {size}"
         )
+
+
+def check_ema(cfg: DictConfig) -> None:
+    """``ema=true`` needs its settings, ``callbacks.ema`` (never silently off)."""
+    if select(cfg, "ema") is True and select(cfg, "callbacks.ema") in (None, ABSENT):
+        raise ConfigError(
+            "ema=true callbacks.ema=null: weight averaging is on but its callback is dropped; set ema=false or keep callbacks.ema"
+        )

@@ -52,7 +52,7 @@ def check_inputs(cfg: DictConfig, task: str = "train") -> None:
 
 def _check_inputs(cfg: DictConfig, task: str) -> None:
     from resattn import weights
-    from resattn.resume import check_resume_schedule, resume_checkpoint
+    from resattn.resume import check_resume_averaging, check_resume_schedule, resume_checkpoint
 
     ckpt = cfg.get("ckpt_path")
     if task == "eval":
@@ -72,6 +72,7 @@ def _check_inputs(cfg: DictConfig, task: str) -> None:
             "a resumed run keeps its model; drop the model override, or start a new run",
         )
         check_resume_schedule(cfg, stored["hyper_parameters"]["cfg"], run_dir)
+        check_resume_averaging(cfg, stored["hyper_parameters"]["cfg"], run_dir)
     elif ckpt:
         check_model_fits(
             cfg,
