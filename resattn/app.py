@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from resattn.cli import exit_code, find_user_error, full_error_requested, one_line, run_cli
 from resattn.config import CONF_DIR, compose_for_run, hydra_session
@@ -103,7 +104,9 @@ def run_single(config_name: str, args: list[str]) -> bool:
             cfg.hydra.mode = RunMode.RUN
             cfg.hydra.runtime.output_dir = str(Path(str(cfg.hydra.run.dir)).absolute())  # as run_job will set it
         HydraConfig.instance().set_config(cfg)
-        task_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        task_cfg = copy.deepcopy(cfg)  # the job's config, as run_job makes it (typed: the schemas' rules apply)
+        with read_write(task_cfg), open_dict(task_cfg):
+            del task_cfg["hydra"]
         check_run(task_cfg, config_name)
         check_inputs(task_cfg, config_name)
         callbacks = Callbacks(cfg)
