@@ -124,13 +124,20 @@ def run_single(config_name: str, args: list[str]) -> bool:
     return True
 
 
+def _sweeps(args: list[str]) -> bool:
+    """Whether an override sweeps (``a=1,2``, ``choice(...)``): a multirun chosen by the config (hparams_search)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(args))
+
+
 def _main(config_name: str, args: list[str], hydra_main: Callable[[], Any]) -> None:
     """One run through :func:`run_single`; Hydra's own commands (``--cfg``, ``--info`` ...) and multiruns through
     ``@hydra.main`` (a multirun's jobs are each composed and checked first, see :mod:`resattn.preflight`)."""
     sys.argv = [sys.argv[0], *args]
     if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in args):
         hydra_main()
-    elif any(a in MULTIRUN_FLAGS for a in args) or not run_single(config_name, args):
+    elif any(a in MULTIRUN_FLAGS for a in args) or _sweeps(args) or not run_single(config_name, args):
         preflight(config_name, args)
         hydra_main()
 
