@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import hydra
 from omegaconf import DictConfig
 
 from resattn.cli import exit_code, find_user_error, full_error_requested, one_line, run_cli
-from resattn.config import CONF_DIR
+from resattn.config import CONF_DIR, compose_for_run, hydra_session
 from resattn.errors import ConfigError
-from resattn.preflight import preflight
+from resattn.preflight import MULTIRUN_FLAGS, preflight
 from resattn.resume import expand_resume_args, find_resume_dir, keep_run_dir_on_failure
 
 
@@ -36,8 +38,6 @@ def _in_multirun() -> bool:
 
 def _record_failure(cfg: DictConfig, exc: BaseException) -> None:
     """A failed sweep job leaves ``metrics.json`` with ``status=failed`` so the sweep summary keeps its row."""
-    from pathlib import Path
-
     from resattn.results import write_metrics
 
     cause = find_user_error(exc) or exc
@@ -74,6 +74,74 @@ def _evaluate(cfg: DictConfig) -> float | None:
     return _run(evaluate, cfg)
 
 
+def _task(config_name: str) -> Callable[[DictConfig], float | None]:
+    def task(cfg: DictConfig) -> float | None:
+        from resattn import pipeline
+
+        return _run(pipeline.train if config_name == "train" else pipeline.evaluate, cfg)
+
+    return task
+
+
+def run_single(config_name: str, args: list[str]) -> bool:
+    """Run ``args`` as one job the way ``@hydra.main`` does, composing the config once: that config is checked
+    (values, rules, inputs, device) before Hydra writes anything, and the same object runs. Returns False,
+    having done nothing, when the composed config is a multirun (e.g. ``hparams_search=...``)."""
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import run_job
+    from hydra.types import HydraContext, RunMode
+    from omegaconf import open_dict, read_write
+
+    from resattn.validation import check_inputs, check_run
+
+    with hydra_session(job_name=config_name):
+        cfg = compose_for_run(config_name, args)
+        if cfg.hydra.mode == RunMode.MULTIRUN:
+            return False
+        with read_write(cfg.hydra), open_dict(cfg.hydra):
+            cfg.hydra.mode = RunMode.RUN
+            cfg.hydra.runtime.output_dir = str(Path(str(cfg.hydra.run.dir)).absolute())  # as run_job will set it
+        HydraConfig.instance().set_config(cfg)
+        task_cfg = copy.deepcopy(cfg)  # the job's config, as run_job makes it (typed: the schemas' rules apply)
+        with read_write(task_cfg), open_dict(task_cfg):
+            del task_cfg["hydra"]
+        check_run(task_cfg, config_name)
+        check_inputs(task_cfg, config_name)
+        callbacks = Callbacks(cfg)
+        callbacks.on_run_start(config=cfg, config_name=config_name)
+        loader = GlobalHydra.instance().config_loader()
+        ret = run_job(
+            hydra_context=HydraContext(config_loader=loader, callbacks=callbacks),
+            task_function=_task(config_name),
+            config=cfg,
+            job_dir_key="hydra.run.dir",
+            job_subdir_key=None,
+        )
+        callbacks.on_run_end(config=cfg, config_name=config_name, job_return=ret)
+        _ = ret.return_value  # raises the job's exception, as Hydra.run does
+    return True
+
+
+def _sweeps(args: list[str]) -> bool:
+    """Whether an override sweeps (``a=1,2``, ``choice(...)``): a multirun chosen by the config (hparams_search)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(args))
+
+
+def _main(config_name: str, args: list[str], hydra_main: Callable[[], Any]) -> None:
+    """One run through :func:`run_single`; Hydra's own commands (``--cfg``, ``--info`` ...) and multiruns through
+    ``@hydra.main`` (a multirun's jobs are each composed and checked first, see :mod:`resattn.preflight`)."""
+    sys.argv = [sys.argv[0], *args]
+    if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in args):
+        hydra_main()
+    elif any(a in MULTIRUN_FLAGS for a in args) or _sweeps(args) or not run_single(config_name, args):
+        preflight(config_name, args)
+        hydra_main()
+
+
 def train_main() -> None:
     """``python train.py [overrides]``; ``resume=<run dir>`` replays that run's overrides in place.
 
@@ -83,10 +151,8 @@ def train_main() -> None:
 
     def body() -> int:
         args = expand_resume_args(sys.argv[1:])
-        preflight("train", args)
-        sys.argv = [sys.argv[0], *args]
         with keep_run_dir_on_failure(find_resume_dir(args)):
-            _train()
+            _main("train", args, _train)
         return 0
 
     sys.exit(run_cli(body))
@@ -96,8 +162,7 @@ def eval_main() -> None:
     """``python eval.py ckpt_path=<checkpoint file or run dir>``."""
 
     def body() -> int:
-        preflight("eval", sys.argv[1:])
-        _evaluate()
+        _main("eval", sys.argv[1:], _evaluate)
         return 0
 
     sys.exit(run_cli(body))

@@ -2,35 +2,65 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from omegaconf import DictConfig
 
 from resattn import schema
+from resattn.scale import register_resolvers
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 schema.register()  # the YAML files name their schemas: they must be in the ConfigStore before any compose
+register_resolvers()  # ${rescale:...}: epoch counts fitted to the run's length while the config is composed
 
 
 def compose(config_name: str = "train", overrides: Sequence[str] = (), with_hydra: bool = False) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` with command-line style overrides (no run directory); the ``hydra``
     node is kept when ``with_hydra``. A value of the wrong type or an unknown key raises :class:`ConfigError`."""
     from hydra import compose as hydra_compose
+
+    with hydra_session():
+        return _one_line_errors(lambda: hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra))
+
+
+@contextlib.contextmanager
+def hydra_session(job_name: str = "app") -> Iterator[None]:
+    """Hydra initialised on ``conf/`` (as ``@hydra.main`` does for ``job_name``) for the duration of the block."""
     from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name=job_name):
+        yield
+
+
+def compose_for_run(config_name: str, overrides: Sequence[str]) -> DictConfig:
+    """Inside :func:`hydra_session`: the config ``@hydra.main`` would run, ``hydra`` node included (one
+    composition, the same call ``Hydra.run`` makes)."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    hydra = GlobalHydra.instance().hydra
+    assert hydra is not None, "compose_for_run needs a hydra_session"
+    return _one_line_errors(
+        lambda: hydra.compose_config(config_name=config_name, overrides=list(overrides), run_mode=RunMode.RUN, with_log_configuration=True)
+    )
+
+
+def _one_line_errors(compose_call: Callable[[], Any]) -> Any:
+    """``compose_call()``; a value of the wrong type or an unknown key becomes the usual one-line ConfigError."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from resattn.validation.values import composition_error
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        try:
-            return hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=with_hydra)
-        except (HydraException, OmegaConfBaseException) as exc:
-            error = composition_error(exc)  # a wrong type or unknown key: the usual one-line message
-            if error is None:
-                raise
-            raise error from exc
+    try:
+        return compose_call()
+    except (HydraException, OmegaConfBaseException) as exc:
+        error = composition_error(exc)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def compose_run(run_dir: Path, overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:

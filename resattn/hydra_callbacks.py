@@ -4,6 +4,7 @@
   (a misnamed ``optimized_metric``, DDP inside a launcher that cannot re-launch ranks): one line, exit 2.
 * ``JobIsolation``: makes sequential jobs independent: DDP ranks of a job are re-launched as a single run in
   that job's directory, and each job's process group, DDP environment and GPU memory are released at its end.
+* ``ResolvedConfig``: the job's ``.hydra/config.yaml`` holds the resolved values that run.
 * ``SweepSummary``: at the end of a multirun, ``summary.csv``/``summary.md``/``summary.png`` in the sweep
   directory (see ``resattn.report``), the table on the console, and exit status 1 if any job failed.
 """
@@ -117,6 +118,21 @@ class SweepChecks(Callback):
         if is_rank_zero() and not (sweep_dir / "multirun.yaml").exists():
             sweep_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(config, sweep_dir / "multirun.yaml")
+
+
+class ResolvedConfig(Callback):
+    """Replaces the job's ``.hydra/config.yaml`` (saved unresolved by Hydra) with its resolved values, so the file
+    shows what runs (``trainer.max_epochs: 24``, not ``${scale.max_epochs}``) and tools read numbers from it."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        subdir = config.hydra.output_subdir
+        if subdir is None or not is_rank_zero():
+            return
+        from resattn.atomic import write_bytes
+
+        task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+        path = Path(config.hydra.runtime.output_dir) / str(subdir) / "config.yaml"
+        write_bytes(path, OmegaConf.to_yaml(task, resolve=True).encode())
 
 
 class JobIsolation(Callback):

@@ -36,10 +36,9 @@ from resattn.plots import plot_confusion_matrix, plot_curves, plot_weight_histog
 from resattn.precision import choose_precision, resolve_precision
 from resattn.results import print_results, to_number, write_metrics
 from resattn.resume import override_key, resume_checkpoint
-from resattn.scale import apply_scale
 from resattn.scale import describe as describe_scale
 from resattn.summary import summarize
-from resattn.validation import check_config, check_data, check_inputs
+from resattn.validation import check_data, check_inputs, check_run
 
 log = logging.getLogger("resattn")
 
@@ -127,11 +126,10 @@ def _test_outputs(module: ResAttnModule, run_dir: Path, title: str) -> None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, and write ``metrics.json``, plots and checkpoints into the run dir."""
-    scale_changes = apply_scale(cfg)
-    check_config(cfg, "train")
+    check_run(cfg, "train")  # done before Hydra started when run from the command line
     precision = resolve_precision(cfg)  # before the module stores the config: checkpoints hold the chosen value
     if rank_zero_only.rank == 0:
-        log.info(describe_scale(cfg, scale_changes))
+        log.info(describe_scale(cfg))
     run_dir = Path(cfg.paths.output_dir)
     check_inputs(cfg, "train")  # done by the preflight already when started from the command line
     resume_ckpt = resume_checkpoint(Path(cfg.resume)) if cfg.get("resume") else None
@@ -195,7 +193,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Rebuild model and data protocol from a checkpoint and evaluate it on the test set."""
-    check_config(cfg, "eval")
+    check_run(cfg, "eval")
     run_dir = Path(cfg.paths.output_dir)
     # The stored protocol, plus only the data keys this command set explicitly (e.g. data.root elsewhere).
     command = HydraConfig.get().overrides.task

@@ -18,7 +18,7 @@ from typing import Sequence
 from omegaconf import OmegaConf
 
 from resattn.config import compose
-from resattn.validation import check_config, check_inputs
+from resattn.validation import check_inputs, check_run
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 MAX_JOBS_CHECKED = 256  # larger grids: every value of every sweep is checked, not every combination
@@ -77,9 +77,5 @@ def preflight(config_name: str, args: Sequence[str]) -> None:
     task = "eval" if config_name == "eval" else "train"
     for overrides in job_overrides(config_name, args):
         cfg = compose(config_name, overrides)
-        if task == "train":
-            from resattn.scale import apply_scale
-
-            apply_scale(cfg)
-        check_config(cfg, task)
+        check_run(cfg, task)
         check_inputs(cfg, task)  # a checkpoint the jobs share is loaded once

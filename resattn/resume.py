@@ -92,11 +92,32 @@ def expand_resume_args(args: list[str]) -> list[str]:
     saved_file = run_dir / ".hydra" / "overrides.yaml"
     if not saved_file.is_file():
         raise CheckpointError(f"resume={run_dir}: .hydra/overrides.yaml not found; is this a train.py run directory?")
-    saved = read_saved_overrides(saved_file, run_dir)
+    saved = from_before_epochs(read_saved_overrides(saved_file, run_dir), run_dir)
     new_keys = {override_key(a) for a in args if "=" in a}
     replay = [o for o in saved if override_key(o) not in new_keys | {"resume", "hydra.run.dir"}]
     rest = [a if override_key(a) != "resume" else f"resume={run_dir}" for a in args]
     return replay + rest + [f"hydra.run.dir={run_dir}"]
+
+
+def from_before_epochs(saved: list[str], run_dir: Path) -> list[str]:
+    """The saved overrides of a run made before the ``epochs`` key, in today's terms.
+
+    Such a run (its ``.hydra/config.yaml`` has no ``epochs``) rescaled under a scale with a length: there its
+    ``trainer.max_epochs`` was the experiment's length, which is ``epochs`` now, and at ``scale=full`` with
+    ``scale.max_epochs`` set the epoch counts followed the scale's length. Other runs replay unchanged.
+    """
+    try:
+        old = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return saved
+    if not isinstance(old, dict) or "epochs" in old or not isinstance(old.get("scale"), dict):
+        return saved
+    if old["scale"].get("max_epochs") is None:  # it did not rescale: trainer.max_epochs meant what it means now
+        return saved
+    replay = [f"epochs={o.split('=', 1)[1]}" if override_key(o) == "trainer.max_epochs" else o for o in saved]
+    if old["scale"].get("name", "full") == "full":
+        replay.append("scale.reference_epochs=${epochs}")
+    return replay
 
 
 def read_saved_overrides(path: Path, run_dir: Path) -> list[str]:

@@ -1,92 +1,115 @@
-"""``scale=<name>``: shrink an experiment's model width and length, rescaling every epoch-based setting.
+"""``scale=<name>``: an experiment's length and model width as ordinary config, with its epoch counts fitted.
 
-The experiment's own ``trainer.max_epochs`` is the full-scale reference; ``scale.max_epochs`` is the length
-actually trained. Epoch counts elsewhere in the config (step-schedule milestones, patience, warm-up and
-step sizes) are multiplied by the same ratio, so a 60-epoch recipe with milestones at 21 and 51 becomes a
-20-epoch recipe with milestones at 7 and 17. Rescaled patience (early stopping, ReduceLROnPlateau) is floored at
-``scale.min_patience`` (absent = 1: plain rescaling) but never raised above the configured value.
+An experiment states its length once, ``epochs``; ``trainer.max_epochs`` (what runs) is ``${scale.max_epochs}``,
+which is ``epochs`` at ``scale=full`` and the scale's own length otherwise. Epoch counts written in the config
+(step-schedule milestones, patience, warm-up and step sizes) are written for the experiment's length as
+``${rescale:[21, 51]}`` or ``${rescale_patience:15}``: these resolvers multiply them by
+``trainer.max_epochs / scale.reference_epochs`` while the config is composed, so ``--cfg job --resolve``, the
+saved config and the checkpoint hold the values that run. ``scale=full`` has ``reference_epochs:
+${trainer.max_epochs}`` (ratio 1: every count as configured, whatever the length); ``scale=cpu`` has ``${epochs}``,
+so ``trainer.max_epochs=N`` runs N epochs and the schedule follows N. A rescaled patience is at least
+``scale.min_patience`` (absent or null = 1) but never above the configured value.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import re
+from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from resattn.errors import ConfigError
-
-# Scheduler arguments counted in scheduler steps (epochs or optimizer steps; both shrink with the run).
-SCHEDULER_LENGTH_KEYS = ("milestones", "step_size", "T_max", "total_steps", "total_iters", "T_0", "patience")
+RESOLVERS = ("rescale", "rescale_patience")
+_SCALED = re.compile(r"\$\{(rescale|rescale_patience):|\$\{scale\.")
 
 
-def _rescale(value: Any, ratio: float) -> Any:
-    """An epoch/step count times ``ratio`` (at least 1; 0 stays 0); a list stays strictly increasing."""
-    if OmegaConf.is_list(value) or isinstance(value, (list, tuple)):
-        scaled: list[int] = []
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def rescaled(value: Any, ratio: float) -> Any:
+    """An epoch/step count times ``ratio`` (half up, at least 1; 0 stays 0); a list stays strictly increasing."""
+    if isinstance(value, (list, tuple)):
+        scaled: list[Any] = []
         for item in value:
-            scaled.append(max(_rescale(item, ratio), scaled[-1] + 1 if scaled else 1))
+            new = rescaled(item, ratio)
+            scaled.append(max(new, scaled[-1] + 1) if scaled and _is_count(new) else new)
         return scaled
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if _is_count(value) and value > 0:
         return max(1, math.floor(value * ratio + 0.5))  # half up: 10.5 -> 11
     return value
 
 
-def _rescale_patience(value: Any, ratio: float, floor: int) -> Any:
-    """A patience times ``ratio``, at least ``floor`` but never above ``value`` itself (0 stays 0)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return min(value, max(floor, _rescale(value, ratio)))
-    return value
+def ratio(root: Any) -> float:
+    """``trainer.max_epochs / scale.reference_epochs`` of the config ``root``; 1 when either is not a length."""
+    run = OmegaConf.select(root, "trainer.max_epochs", default=None)
+    reference = OmegaConf.select(root, "scale.reference_epochs", default=None)
+    if _is_count(run) and _is_count(reference) and run > 0 and reference > 0:
+        return run / reference
+    return 1.0
 
 
-def apply_scale(cfg: DictConfig) -> list[str]:
-    """Apply ``cfg.scale`` to ``cfg`` in place; returns the changes as ``key: old -> new`` strings."""
+def _rescale(value: Any, *, _root_: DictConfig) -> Any:
+    return rescaled(_plain(value), ratio(_root_))
+
+
+def _rescale_patience(value: Any, *, _root_: DictConfig) -> Any:
+    value = _plain(value)
+    if not (_is_count(value) and value > 0):
+        return value
+    floor = OmegaConf.select(_root_, "scale.min_patience", default=None) or 1  # its range is checked by the validator
+    return min(value, max(floor, rescaled(value, ratio(_root_))))
+
+
+def register_resolvers() -> None:
+    """Register ``${rescale:...}`` and ``${rescale_patience:...}`` (idempotent)."""
+    OmegaConf.register_new_resolver("rescale", _rescale, replace=True)
+    OmegaConf.register_new_resolver("rescale_patience", _rescale_patience, replace=True)
+
+
+def _scaled_keys(node: DictConfig, prefix: str = "") -> Iterator[str]:
+    """Keys whose value the scale computes (an interpolation of ``scale.*`` or a rescale resolver)."""
+    for key in node:
+        child = node._get_node(key)
+        if prefix == "" and key == "scale":
+            continue
+        if child._is_interpolation():
+            if _SCALED.search(str(child._value())):
+                yield f"{prefix}{key}"
+        elif isinstance(child, DictConfig) and not child._is_none():
+            yield from _scaled_keys(child, f"{prefix}{key}.")
+
+
+def changes(cfg: DictConfig) -> list[str]:
+    """What the scale changed relative to the experiment, as ``key old -> new`` (``key new`` for a value the
+    scale sets outright, such as ``model.width``)."""
     scale = cfg.get("scale")
     if not scale:
         return []
-    changes: list[str] = []
-
-    def change(key: str, node: Any, field: str, new: Any) -> None:
-        old = node[field]
-        old_plain = OmegaConf.to_container(old) if OmegaConf.is_list(old) else old
-        if old_plain != new:
-            with open_dict(node):
-                node[field] = new
-            changes.append(f"{key} {old_plain} -> {new}")
-
-    if scale.get("width") is not None and "model" in cfg:
-        change("model.width", cfg.model, "width", int(scale.width))
-    target = scale.get("max_epochs")
-    reference = cfg.trainer.get("max_epochs")
-    max_steps = cfg.trainer.get("max_steps")
-    if target is not None and reference in (None, -1) and max_steps not in (None, -1):
-        raise ConfigError(
-            f"scale.max_epochs={target} cannot shorten a run counted in optimizer steps "
-            f"(trainer.max_steps={max_steps}); use scale=full and set trainer.max_steps and the "
-            "scheduler's milestones yourself"
-        )
-    if target is None or reference in (None, -1) or int(target) == int(reference):
-        return changes
-    ratio = int(target) / int(reference)
-    floor = scale.get("min_patience") or 1  # its range is checked by the validator
-    change("trainer.max_epochs", cfg.trainer, "max_epochs", int(target))
-    scheduler = (cfg.get("scheduler") or {}).get("scheduler")
-    if scheduler:
-        for field in SCHEDULER_LENGTH_KEYS:
-            if scheduler.get(field) is None:
-                continue
-            if field == "patience":
-                new = _rescale_patience(scheduler[field], ratio, floor)
-            else:
-                new = _rescale(scheduler[field], ratio)
-            change(f"scheduler.scheduler.{field}", scheduler, field, new)
-    early = (cfg.get("callbacks") or {}).get("early_stopping")
-    if early and early.get("patience") is not None:
-        change("callbacks.early_stopping.patience", early, "patience", _rescale_patience(int(early.patience), ratio, floor))
-    return changes
+    experiment = cfg.copy()
+    with open_dict(experiment):  # the same config at the experiment's length: every count as written
+        experiment.scale.reference_epochs = None
+        experiment.scale.max_epochs = experiment.get("epochs")
+    out: list[str] = []
+    for key in _scaled_keys(cfg):
+        new, old = _plain(OmegaConf.select(cfg, key)), _plain(OmegaConf.select(experiment, key))
+        node = OmegaConf.select(cfg, key.rpartition(".")[0]) if "." in key else cfg
+        source = str(node._get_node(key.rpartition(".")[2])._value())
+        if source == "${scale.name}":
+            continue
+        if source.startswith("${scale.") and source != "${scale.max_epochs}":
+            out.append(f"{key} {new}")  # set by the scale outright: the experiment's value is not part of the config
+        elif old != new:
+            out.append(f"{key} {old} -> {new}")
+    return out
 
 
-def describe(cfg: DictConfig, changes: list[str]) -> str:
+def describe(cfg: DictConfig) -> str:
     """The ``scale:`` log line."""
     name = (cfg.get("scale") or {}).get("name", "full")
-    return f"scale: {name}" + (f" ({'; '.join(changes)})" if changes else " (as configured)")
+    found = changes(cfg)
+    return f"scale: {name}" + (f" ({'; '.join(found)})" if found else " (as configured)")

@@ -23,11 +23,11 @@ class PiecewiseConstantLR(LRScheduler):
         milestones, factors = list(milestones), list(factors)
         if len(milestones) != len(factors):
             raise ConfigError(
-                f"scheduler.milestones has {len(milestones)} entries but scheduler.factors has {len(factors)}; "
-                "give one factor per milestone"
+                f"scheduler.scheduler.factors={factors}: wrong length; expected one factor per milestone "
+                f"(scheduler.scheduler.milestones={milestones} has {len(milestones)})"
             )
         if milestones != sorted(milestones):
-            raise ConfigError(f"scheduler.milestones={milestones} must be increasing")
+            raise ConfigError(f"scheduler.scheduler.milestones={milestones}: not increasing; expected increasing step counts")
         self.milestones, self.factors = milestones, factors
         super().__init__(optimizer, last_epoch)
 

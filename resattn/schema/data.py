@@ -21,24 +21,34 @@ from resattn.schema.rules import (
 
 @dataclass
 class DataConfig:
+    """The CIFAR-10 data module (``resattn/data/datamodule.py``), leak-free by default; the original's handling is
+    ``data.val_source=seed_overlap data.normalization=seed`` (NOTES §2 and §5)."""
+
     _target_: str = "resattn.data.CIFAR10DataModule"
+    # auto (root/cifar10.npz if present, else torchvision's cifar-10-batches-py/) | npz | torchvision | synthetic |
+    # imagefolder (an ImageFolder tree root/<class>/<image>, see conf/data/imagefolder.yaml)
     source: str = spec("auto", choice("auto", "npz", "torchvision", "synthetic", "imagefolder"))
-    root: Optional[str] = None
-    download: bool = False
-    train_size: int = spec(30_000, integer(1))
-    val_size: int = spec(5_000, integer(1))
-    test_size: Optional[int] = spec(None, integer(1, nullable=True))
+    # folder holding cifar10.npz or cifar-10-batches-py/ (default: $RESATTN_DATA_DIR, else <root_dir>/data)
+    root: Optional[str] = "${paths.data_dir}"
+    download: bool = False  # let torchvision download CIFAR-10 into root (needs internet)
+    train_size: int = spec(30_000, integer(1))  # training pool = the first train_size of the 50,000 training images
+    val_size: int = spec(5_000, integer(1))  # validation images
+    test_size: Optional[int] = spec(None, integer(1, nullable=True))  # cap on the official 10,000 test images (null = all)
+    # holdout: the last val_size of the 50,000, disjoint from the pool | seed_overlap: the last val_size of the pool
     val_source: str = spec("holdout", choice("holdout", "seed_overlap"))
+    # pool: training-pool mean/std for every split | seed: each split its own statistics (0-255, std + 1e-6)
     normalization: str = spec("pool", choice("pool", "seed"))
-    batch_size: int = spec(128, integer(1))
-    eval_batch_size: int = spec(500, integer(1))
-    num_workers: int = spec(0, integer(0))
-    pin_memory: bool = False
-    persistent_workers: bool = False
+    batch_size: int = spec(128, integer(1))  # per process; the last partial batch is dropped (floor(N / batch) steps)
+    eval_batch_size: int = spec(500, integer(1))  # validation/test batch size (every image is evaluated)
+    num_workers: int = spec(0, integer(0))  # DataLoader workers of the host-memory backend (0 = main process)
+    pin_memory: bool = False  # pinned host memory for faster host-to-GPU copies (CUDA only)
+    persistent_workers: bool = False  # keep DataLoader workers alive between epochs (num_workers > 0 only)
+    # auto (true on CUDA) | true (whole uint8 set moved once to the training device) | false (DataLoader backend)
     device_resident: Any = spec("auto", choice("auto", True, False))
-    seed: int = spec(0, SEED)
+    seed: int = spec("${seed}", SEED)  # epoch order and per-batch augmentation draws derive from it
+    # symmetric label noise: exactly round(p * train_size) pool labels replaced by a different class (from seed)
     label_noise: float = spec(0.0, Rule(lambda v: 0 <= v <= 1, "a fraction in [0, 1]", is_num))
-    synthetic_seed: int = spec(0, SEED)
+    synthetic_seed: int = spec(0, SEED)  # seed of the generated dataset (source=synthetic only)
     image_size: Optional[int] = spec(None, integer(1, nullable=True))  # imagefolder: resize to n x n (null: as they are)
 
 
@@ -62,6 +72,8 @@ class KerasAugmentConfig:
     horizontal_flip: bool = True
     interpolation: str = spec("bilinear", choice("bilinear", "nearest"))
     fill_mode: str = spec("nearest", choice("nearest", "constant", "reflect"))
+    # centre of rotation and zoom: keras_1_1 = pixel (H/2 + 0.5, W/2 + 0.5), exactly keras-preprocessing 1.1 (what
+    # TF 2.0 ran) | geometric = the true centre ((H-1)/2, (W-1)/2)
     center: str = spec("keras_1_1", choice("keras_1_1", "geometric"))
 
 

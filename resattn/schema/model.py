@@ -34,16 +34,17 @@ class BlockConfig:
 @dataclass
 class ModelConfig:
     _target_: str = "resattn.models.ResidualAttentionNet"
-    width: int = spec(32, integer(1))
+    width: int = spec(32, integer(1))  # channels of the first conv; every stage scales with it
     stem_kernel: int = spec(5, integer(1))
-    stem_norm: bool = True
+    stem_norm: bool = True  # conv -> BN -> ReLU -> maxpool
     num_classes: int = spec(10, integer(2))
-    attention: str = spec("arl", choice("arl", "nal", "none"))
+    attention: str = spec("arl", choice("arl", "nal", "none"))  # arl ((1+M)*T) | nal (M*T) | none (trunk only)
+    # soft mask: mixed (sigmoid) | channel (L2 over channels) | spatial (standardise, sigmoid)
     mask_activation: str = spec("mixed", choice("mixed", "channel", "spatial"))
-    trunk_depth: int = spec(1, integer(1))
-    init: str = spec("keras", choice("keras", "torch"))
-    head_norm: bool = False
-    dropout: float = spec(0.0, PROBABILITY)
+    trunk_depth: int = spec(1, integer(1))  # 1 = what the original effectively trained, 2 = the paper
+    init: str = spec("keras", choice("keras", "torch"))  # keras (Glorot uniform, Keras BN) | torch (PyTorch defaults)
+    head_norm: bool = "${regularization.head_norm}"  # type: ignore[assignment]  # the regularization group owns it
+    dropout: float = spec("${regularization.dropout}", PROBABILITY)
     pool_kernel: int = spec(4, integer(1))
     pool_stride: int = spec(1, integer(1))
     input_size: int = spec(32, integer(1))

@@ -20,9 +20,13 @@ from resattn.tta import TTA_MODES
 
 @dataclass
 class ScaleConfig:
+    """A run's size (``resattn.scale``): ``model.width`` and ``trainer.max_epochs`` refer to it; epoch counts
+    written as ``${rescale:...}`` follow ``trainer.max_epochs / reference_epochs``."""
+
     name: str = "full"
-    width: Optional[int] = spec(None, integer(1, nullable=True))
-    max_epochs: Optional[int] = spec(None, integer(1, nullable=True))
+    width: Optional[int] = spec(None, integer(1, nullable=True))  # the model width a scale sets (null: the experiment's)
+    max_epochs: int = spec("${epochs}", integer(1))  # the run's length unless trainer.max_epochs is set
+    reference_epochs: Optional[int] = spec("${trainer.max_epochs}", integer(-1, nullable=True))  # ratio 1: as configured
     default_epochs: Optional[int] = spec(None, integer(1, nullable=True))
     epochs_by_task: Dict[str, int] = field(default_factory=dict)
     min_patience: Optional[int] = spec(None, integer(1, nullable=True))
@@ -67,6 +71,7 @@ class TrainConfig(EvalConfig):
     logger: Any = None
     scale: Any = None
     task_name: str = "train"
+    epochs: int = spec(60, integer(1))  # the experiment's length: its epoch counts are written for it (resattn.scale)
     resume: Optional[str] = None
     optimized_metric: Optional[str] = None
     channels_last: Any = spec("auto", choice("auto", True, False))

@@ -25,7 +25,7 @@ class TrainerConfig:
     """The ``pytorch_lightning.Trainer`` arguments our configs set (``+trainer.<arg>=...`` adds any other)."""
 
     _target_: str = "pytorch_lightning.Trainer"
-    default_root_dir: Optional[str] = None
+    default_root_dir: Optional[str] = "${paths.output_dir}"
     accelerator: str = "auto"
     strategy: Any = "auto"
     devices: Any = 1
@@ -43,17 +43,19 @@ class TrainerConfig:
             lambda v: isinstance(v, (int, str)) and not isinstance(v, bool),
         ),
     )
-    min_epochs: Optional[int] = spec(None, integer(0, nullable=True))
-    max_epochs: int = spec(60, Rule(lambda v: v >= 1 or v == -1, "an integer >= 1 (-1: no limit, with trainer.max_steps)", is_int))
+    min_epochs: Optional[int] = spec(1, integer(0, nullable=True))
+    # train.py: ${scale.max_epochs} (conf/train.yaml, the experiment's `epochs` at scale=full); eval.py only tests
+    max_epochs: int = spec(1, Rule(lambda v: v >= 1 or v == -1, "an integer >= 1 (-1: no limit, with trainer.max_steps)", is_int))
     max_steps: int = spec(-1, integer(-1))
     check_val_every_n_epoch: Optional[int] = spec(1, integer(1, nullable=True))
     log_every_n_steps: Optional[int] = spec(50, integer(1, nullable=True))
     num_sanity_val_steps: Optional[int] = spec(2, integer(-1, nullable=True))
-    enable_model_summary: bool = False
+    enable_model_summary: bool = False  # resattn prints a Keras-style summary instead
     deterministic: Any = spec(False, Rule(lambda v: v in (True, False, "warn"), "true, false or warn", nullable=True))
     benchmark: Optional[bool] = None
     gradient_clip_val: Optional[float] = spec(None, number(ge=0, nullable=True))
     accumulate_grad_batches: int = spec(1, integer(1))
+    # true = one batch of train/val/test (smoke check)
     fast_dev_run: Any = spec(False, Rule(lambda v: v >= 0, "true, false or a number of batches >= 1", lambda v: isinstance(v, (bool, int))))
     limit_train_batches: Any = spec(None, fraction_or_count())
     limit_val_batches: Any = spec(None, fraction_or_count())
@@ -69,8 +71,8 @@ MODE = choice("min", "max")
 @dataclass
 class ModelCheckpointConfig:
     _target_: str = "resattn.callbacks.RunCheckpoint"
-    dirpath: Optional[str] = None
-    filename: Optional[str] = None
+    dirpath: Optional[str] = "${paths.output_dir}/checkpoints"
+    filename: Optional[str] = "epoch_{epoch:03d}"
     monitor: Optional[str] = spec("val/acc", choice(*LOGGED_METRICS, nullable=True))
     mode: str = spec("max", MODE)
     save_top_k: int = spec(1, integer(-1))
@@ -84,21 +86,21 @@ class EarlyStoppingConfig:
     _target_: str = "pytorch_lightning.callbacks.EarlyStopping"
     monitor: str = spec("val/acc", MONITOR)
     mode: str = spec("max", MODE)
-    patience: int = spec(15, integer(0))
+    patience: int = spec("${rescale_patience:15}", integer(0))  # the study's (10 in its 3-stage run), fitted by a scale
     min_delta: float = spec(0.0, number(ge=0))
 
 
 @dataclass
 class DivergenceConfig:
     _target_: str = "resattn.callbacks.DivergenceGuard"
-    every_n_steps: int = spec(0, integer(0))
+    every_n_steps: int = spec(0, integer(0))  # > 0: also check the weights every N steps (one host sync each)
 
 
 @dataclass
 class AttentionMapsConfig:
     _target_: str = "resattn.callbacks.AttentionMaps"
-    every_n_epochs: int = spec(0, integer(0))
-    n: int = spec(8, integer(1))
+    every_n_epochs: int = spec(0, integer(0))  # 0 = off, 1 = every validation epoch
+    n: int = spec(8, integer(1))  # the first n validation images
 
 
 @dataclass

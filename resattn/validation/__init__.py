@@ -19,12 +19,32 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from resattn.schema.data import DataConfig
-from resattn.validation.consistency import check_data_sizes, check_ema, check_epochs, check_layout, check_optimized_metric
+from resattn.validation.consistency import (
+    check_data_sizes,
+    check_devices,
+    check_ema,
+    check_epochs,
+    check_layout,
+    check_optimized_metric,
+    check_schedule,
+)
 from resattn.validation.inputs import check_inputs, check_model_fits
 from resattn.validation.paths import check_data_root, check_paths
 from resattn.validation.values import check_values, composition_error, typed
 
-__all__ = ["check_config", "check_data", "check_inputs", "check_model", "check_model_fits", "composition_error"]
+__all__ = ["check_config", "check_data", "check_inputs", "check_model", "check_model_fits", "check_run", "composition_error"]
+
+_CHECKED: set[str] = set()  # configs (unresolved YAML) already checked in this process
+
+
+def check_run(cfg: DictConfig, task: str = "train") -> None:
+    """:func:`check_config` once per config and process: the entry point checks a run before Hydra writes
+    anything (a multirun: each job, before the first starts), so the task itself does not check it again."""
+    key = f"{task}|{OmegaConf.to_yaml(cfg)}"
+    if key in _CHECKED:
+        return
+    check_config(cfg, task)
+    _CHECKED.add(key)
 
 
 def check_config(cfg: DictConfig, task: str = "train") -> None:
@@ -37,6 +57,8 @@ def check_config(cfg: DictConfig, task: str = "train") -> None:
         check_data_sizes(cfg)
         check_ema(cfg)
         check_data_root(cfg)  # eval's data comes from the checkpoint: checked in evaluate()
+        check_schedule(cfg)
+    check_devices(cfg)
     check_paths(cfg, task)
 
 

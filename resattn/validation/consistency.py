@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from resattn.cifar import CIFAR10_TEST_COUNT, CIFAR10_TRAIN_COUNT
 from resattn.errors import ConfigError
@@ -21,6 +22,82 @@ def check_epochs(cfg: DictConfig) -> None:
         )
     if max_steps == 0:
         raise ConfigError("trainer.max_steps=0: out of range; expected -1 (no limit) or an integer >= 1")
+    reference = select(cfg, "scale.reference_epochs")
+    if max_steps not in (-1, None, ABSENT) and reference not in (None, ABSENT) and reference != max_epochs:
+        raise ConfigError(
+            f"scale={select(cfg, 'scale.name')}: cannot shorten a run counted in optimizer steps (trainer.max_steps={max_steps}); "
+            "use scale=full and set trainer.max_steps and the scheduler's milestones yourself"
+        )
+
+
+GPU_ACCELERATORS = ("gpu", "cuda")
+
+
+def _device_count(devices: Any) -> int | None:
+    """How many devices ``trainer.devices`` asks for (None: ``auto``, ``-1`` and other "all of them" forms)."""
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    if isinstance(devices, str) and devices.strip().isdigit():
+        return int(devices)
+    return devices if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0 else None
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def check_devices(cfg: DictConfig) -> None:
+    """``trainer.accelerator`` exists on this machine and ``trainer.devices`` fits it (on CPU: one process per
+    device, at most one per core)."""
+    accelerator, devices = select(cfg, "trainer.accelerator"), select(cfg, "trainer.devices")
+    if accelerator is ABSENT or devices is ABSENT:
+        return
+    import torch
+
+    cuda = torch.cuda.is_available()
+    count = _device_count(devices)
+    if accelerator in GPU_ACCELERATORS and not cuda:
+        raise ConfigError(
+            f"trainer.accelerator={fmt(accelerator)}: no CUDA device is available on this machine; "
+            "use trainer=cpu (or trainer.accelerator=cpu), or run on a machine with a GPU"
+        )
+    if accelerator in GPU_ACCELERATORS and count is not None and count > torch.cuda.device_count():
+        raise ConfigError(
+            f"trainer.devices={fmt(devices)}: out of range; this machine has {torch.cuda.device_count()} CUDA "
+            f"device(s), so expected at most {torch.cuda.device_count()}"
+        )
+    if (accelerator == "cpu" or (accelerator == "auto" and not cuda)) and count is not None and count > cpu_cores():
+        raise ConfigError(
+            f"trainer.devices={fmt(devices)}: out of range; this machine has {cpu_cores()} CPU cores and each CPU "
+            f"device is a process, so expected at most {cpu_cores()} on CPU (or trainer=gpu on a GPU machine)"
+        )
+
+
+def check_schedule(cfg: DictConfig) -> None:
+    """The optimizer and its scheduler build with every configured argument (on a one-parameter stand-in), so
+    a wrong argument fails here, not in ``configure_optimizers`` after the data has loaded."""
+    if not cfg.get("optimizer") or cfg.get("scheduler") is None:
+        return
+    import torch
+    from hydra.utils import instantiate
+
+    from resattn.schedulers import lightning_scheduler
+
+    optimizer = _built(cfg, "optimizer", lambda: instantiate(cfg.optimizer)(params=[torch.nn.Parameter(torch.zeros(1))]))
+    _built(cfg, "scheduler.scheduler", lambda: lightning_scheduler(instantiate(cfg.scheduler), optimizer, total_steps=lambda: 1000))
+
+
+def _built(cfg: DictConfig, group: str, build: Any) -> Any:
+    """``build()``; the target's own complaint (TypeError, ValueError ..., wrapped by instantiate) as one line."""
+    try:
+        return build()
+    except ConfigError:
+        raise
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        target = OmegaConf.select(cfg, f"{group}._target_", default="?")
+        raise ConfigError(f"{group} ({target}): {' '.join(str(cause).split())}; fix or drop that argument of {group}") from None
 
 
 def check_optimized_metric(cfg: DictConfig) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from typing import Any
 
@@ -102,8 +103,8 @@ def composition_error(exc: BaseException, prefix: str = "") -> ConfigError | Non
             return None
         first = " ".join(str(exc).split("\n")[0].split()) if exc is not cause else f"Could not override '{cause.full_key}'"
         where = str(cause.full_key).rpartition(".")[0] or schema.__name__.removesuffix("Config").lower()
-        allowed = ", ".join(name for name in fields if not name.startswith("_"))
-        return ConfigError(f"{first.rstrip('.')}: no key {cause.key} in {where}; allowed: {allowed}")
+        known = _known_keys(str(cause.key), fields, where)
+        return ConfigError(f"{first.rstrip('.')}: no key {cause.key} in {where}; {known}{_addition(exc, cause)}")
     value, field = cause.value, fields.get(str(cause.key))
     if field is not None:
         rule = field.metadata.get(RULE)
@@ -115,6 +116,27 @@ def composition_error(exc: BaseException, prefix: str = "") -> ConfigError | Non
             return None
     problem = "missing value" if value is None else f"wrong type ({type(value).__name__})"
     return ConfigError(f"{prefix}{cause.full_key}={fmt(value)}: {problem}; expected {expected}")
+
+
+MAX_LISTED_KEYS = 8  # longer schemas (trainer: 26 keys) name the closest keys instead of all of them
+
+
+def _known_keys(key: str, fields: dict[str, Any], where: str) -> str:
+    """``allowed: a, b, c`` for a short schema, else the closest names and how to list them all."""
+    names = [name for name in fields if not name.startswith("_")]
+    if len(names) <= MAX_LISTED_KEYS:
+        return f"allowed: {', '.join(names)}"
+    close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return f"{hint}({len(names)} keys: python train.py --cfg job --package {where})"
+
+
+def _addition(exc: BaseException, cause: BaseException) -> str:
+    """How to add a key the schema does not list (its target takes any argument): ``+<key>=<value>``, with the
+    command line's value when Hydra's message has it."""
+    found = re.search(r"use (\+\S+=\S*)", str(exc))
+    form = found.group(1) if found else f"+{getattr(cause, 'full_key', '')}=<value>"
+    return f"; to pass an argument its schema does not list, add it: {form}"
 
 
 _TYPE_WORDS = {
