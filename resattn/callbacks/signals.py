@@ -189,7 +189,7 @@ class GracefulStop(pl.Callback):
         if local[0] and not self._announced:
             self._announced = True
             log.warning(
-                "rank %d: %s received: stopping at the end of the current step (Ctrl-C again aborts at once)",
+                "rank %d: %s received: all ranks stop at the next step boundary with a resumable checkpoint (Ctrl-C again: abort)",
                 trainer.global_rank,
                 _signal_name(local[0]),
             )
