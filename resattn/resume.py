@@ -55,8 +55,9 @@ def resume_checkpoint(run_dir: Path) -> Path:
             f"resume={run_dir}: no valid checkpoint to resume from: {ckpt}: {problem}, {also}; start a new run "
             "(the run directory is left as it is)"
         )
-    rank_zero = all(os.environ.get(k, "0") in ("", "0") for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
-    if (ckpt, valid) not in _WARNED and rank_zero:
+    from resattn.hydra_callbacks import is_rank_zero
+
+    if (ckpt, valid) not in _WARNED and is_rank_zero():  # DDP ranks > 0 check the same files
         _WARNED.add((ckpt, valid))
         print(f"warning: resume={run_dir}: {ckpt} is damaged ({problem}); resuming from {valid}, the newest valid one", file=sys.stderr)
     return valid

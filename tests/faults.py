@@ -240,6 +240,7 @@ def small_disk(path: Path, size: str = "32m") -> Iterator[Path]:
 # ------------------------------------------------------------------------------------------ process groups
 
 _PR_SET_CHILD_SUBREAPER = 36
+EXIT_LOG_DIR = Path(__file__).parent / "exitlog"
 
 
 def _set_subreaper(on: bool) -> bool:
@@ -268,7 +269,10 @@ class Group:
     by pid so that each one's exit status can be read; :meth:`close` kills whatever is left of the group."""
 
     def __init__(self, args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> None:
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.exit_log = log.with_name(log.name + ".exit")
+        path = os.pathsep.join(filter(None, [str(EXIT_LOG_DIR), os.environ.get("PYTHONPATH")]))
+        exit_env = {"RESATTN_EXIT_LOG": str(self.exit_log), "PYTHONPATH": path}
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **exit_env, **(env or {})}
         full_env.pop("HYDRA_FULL_ERROR", None)
         self.subreaper = _set_subreaper(True)
         self.log = log
@@ -313,6 +317,8 @@ class Group:
                 status = self.proc.poll() if rank == 0 else self._reap(pid)
                 if status is not None:
                     self.codes[rank] = 128 - status if status < 0 else status
+                elif rank and not Path(f"/proc/{pid}").exists():  # reaped by rank 0 before we could
+                    self.codes[rank] = self._recorded(pid)
             if time.monotonic() > deadline:
                 raise AssertionError(f"ranks {sorted(set(self.ranks) - set(self.codes))} still running after {timeout} s")
             time.sleep(0.05)
@@ -321,11 +327,17 @@ class Group:
     def _reap(self, pid: int) -> int | None:
         try:
             done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:  # still the child of a living rank 0 (not adopted yet)
+        except ChildProcessError:  # the child of a living rank 0 (not adopted yet), or already reaped by it
             return None
         if done == 0:
             return None
         return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+    def _recorded(self, pid: int) -> int | None:
+        """The exit status ``pid`` recorded last (tests/exitlog/sitecustomize.py); -1 if none (e.g. it was killed)."""
+        lines = self.exit_log.read_text().splitlines() if self.exit_log.is_file() else []
+        codes = [int(line.split()[1]) for line in lines if line.split()[0] == str(pid)]
+        return codes[-1] if codes else -1
 
     def output(self) -> str:
         self._out.flush()

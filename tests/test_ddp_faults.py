@@ -94,7 +94,8 @@ EPOCH_END = "at the end of epoch 0 (step 4); saved resumable checkpoint"
 CASES = {
     "train-SIGINT-rank1": ("train", "SIGINT", [1], {"step": 3}, "mid-epoch 0 (step 3); saved resumable checkpoint", 3),
     "validation-SIGTERM-rank0": ("validation", "SIGTERM", [0], {"step": 4}, EPOCH_END, 4),
-    "save-SIGINT-every-rank": ("save", "SIGINT", [0, 1], {"step": 4}, EPOCH_END, 4),
+    # the save at the end of epoch 0 completes; the ranks agree at the end of the next step
+    "save-SIGINT-every-rank": ("save", "SIGINT", [0, 1], {"step": 4}, "mid-epoch 1 (step 5); saved resumable checkpoint", 5),
     "test-SIGTERM-rank1": ("test", "SIGTERM", [1], {"batch": 0}, "during the test (step 8); no new checkpoint; the last one is", 8),
 }
 

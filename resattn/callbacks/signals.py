@@ -9,10 +9,10 @@
   of (signal, requeue) (:meth:`GracefulStop.agree`). A signal delivered to rank 0 only, to one other rank
   only, or to every rank thus stops all of them at the same step.
 * Mid-epoch, the agreed stop writes ``last.ckpt`` (atomically) and raises :class:`RunInterrupted` on every
-  rank. A signal during the last batch of an epoch, during validation or during a checkpoint save lets the
-  epoch finish (validation and ``ModelCheckpoint``'s epoch-end save) and stops right after it, through
-  Lightning's ``SIGTERMException``. A signal during the final test stops the test; ``last.ckpt`` is already the
-  finished fit, and ``resume=`` runs the test again.
+  rank. A signal during the last batch of an epoch or during validation lets the epoch finish (validation and
+  ``ModelCheckpoint``'s epoch-end save) and stops right after it, through Lightning's ``SIGTERMException``; one
+  during a checkpoint save lets the save complete and stops at the next agreed point. A signal during the
+  final test stops the test; ``last.ckpt`` is already the finished fit, and ``resume=`` runs the test again.
 * SLURM's SIGUSR1 auto-requeue (``SLURMEnvironment(auto_requeue=True)``) is recorded the same way and carried
   out by Lightning's own routine (``hpc_ckpt_<n>.ckpt``, ``scontrol requeue``) at the next step boundary.
 
@@ -189,7 +189,7 @@ class GracefulStop(pl.Callback):
         if local[0] and not self._announced:
             self._announced = True
             log.warning(
-                "rank %d: %s received: stopping at the end of the current step (Ctrl-C again aborts at once)",
+                "rank %d: %s received: all ranks stop at the next step boundary with a resumable checkpoint (Ctrl-C again: abort)",
                 trainer.global_rank,
                 _signal_name(local[0]),
             )
