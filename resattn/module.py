@@ -229,12 +229,12 @@ class ResAttnModule(pl.LightningModule):
             metric.reset()
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        """Class probabilities ``N×num_classes``. ``batch`` is the data module's prepared ``(x, y)`` (already
-        normalised), or raw uint8 images (a tensor or ``(images, ...)``) normalised here (:meth:`normalize`)."""
+        """Class probabilities ``N×num_classes`` under the test-time augmentation ``tta``. ``batch`` is the data module's
+        prepared ``(x, y)`` (already normalised), or raw uint8 images (a tensor or ``(images, ...)``) normalised here."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         if x.dtype == torch.uint8:
             x = self.normalize(x)
-        return self(x).float().softmax(1)
+        return tta_logits(self, x, self.tta).float().softmax(1)
 
     # ----------------------------------------------------------------------------------- optim
     def configure_optimizers(self) -> Any:

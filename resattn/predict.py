@@ -1,7 +1,7 @@
 """Classify your own images with a trained model.
 
     python -m resattn.predict ckpt_path=<run dir | .ckpt | weights name> inputs=<image file, folder or [a.png,b.jpg]>
-        [out=<file.csv>] [topk=5] [resize=true] [batch_size=256]
+        [out=<file.csv>] [topk=5] [resize=true] [batch_size=256] [tta=none|flip|flip_translate]
 
 PNG and JPEG files are decoded with torchvision's decoders (a folder means every ``.png``/``.jpg``/``.jpeg``
 under it, sorted), resized to the model's input size (``resize=false`` refuses other sizes instead), normalised
@@ -11,6 +11,7 @@ class, probability, top-k (``class:probability`` pairs separated by ``;``).
 
 A bad file (unreadable, not 3-channel RGB, wrong size with ``resize=false``) is reported on one line; the others
 are still classified and the exit status is 1. When no input can be classified the exit status is 2.
+``tta=`` sets the test-time augmentation (:mod:`resattn.tta`); by default the run's own, as ``eval.py`` does.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ from typing import Any, Sequence
 import torch
 
 from resattn.errors import EXIT_JOBS_FAILED, ConfigError, DataError
+from resattn.tta import TTA_MODES
 
-DEFAULTS: dict[str, Any] = {"ckpt_path": None, "inputs": None, "out": None, "topk": 5, "resize": True, "batch_size": 256}
+DEFAULTS: dict[str, Any] = {"ckpt_path": None, "inputs": None, "out": None, "topk": 5, "resize": True, "batch_size": 256, "tta": None}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-USAGE = "usage: python -m resattn.predict ckpt_path=<run dir|.ckpt|weights name> inputs=<image file or folder> [out=<csv>] [topk=5]"
+USAGE = (
+    "usage: python -m resattn.predict ckpt_path=<run dir|.ckpt|weights name> inputs=<image file or folder> "
+    "[out=<csv>] [topk=5] [tta=none|flip|flip_translate]"
+)
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,10 @@ def predict(options: dict[str, Any]) -> tuple[list[Prediction], list[str]]:
     files = image_files(options["inputs"])
     module, stored, ckpt_file = module_from_checkpoint(str(options["ckpt_path"]))
     ensure_preprocessing(module, stored, ckpt_file)
+    if options["tta"] is not None:  # else the run's own test-time augmentation, as eval.py
+        if options["tta"] not in TTA_MODES:
+            raise ConfigError(f"tta={options['tta']!r}: not supported; expected one of {', '.join(TTA_MODES)}")
+        module.tta = options["tta"]
     k = _option_int(options, "topk", 1, module.num_classes)
     prep = module.preprocessing
     size, channels = int(prep.get("input_size", stored.model.input_size)), int(prep.get("in_channels", stored.model.in_channels))

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from torchvision.io import write_png
+from torchvision.io import read_image, write_png
 
 from resattn import weights
 from resattn.data import CIFAR10DataModule
@@ -248,7 +248,8 @@ def test_predict_bad_inputs(tiny_run: Path, tmp_path: Path, capsys: pytest.Captu
         ("missing.png",): f"error: inputs={tmp_path / 'missing.png'}: no such file or folder",
         ("big.png", "resize=false"): f"error: {tmp_path / 'big.png'}: 48x40 pixels; the model takes 32x32 images (resize=false)",
         ("big.png", "topk=11"): "error: topk=11: out of range; expected an integer between 1 and 10",
-        ("big.png", "tta=flip"): "error: unknown argument(s) tta",
+        ("big.png", "tta=mirror"): "error: tta='mirror': not supported; expected one of none, flip, flip_translate",
+        ("big.png", "tta_mode=flip"): "error: unknown argument(s) tta_mode",
     }
     for (name, *options), message in cases.items():
         capsys.readouterr()
@@ -257,6 +258,19 @@ def test_predict_bad_inputs(tiny_run: Path, tmp_path: Path, capsys: pytest.Captu
         assert len(lines) == 1 and lines[0].startswith(message), lines
     assert main([f"ckpt_path={tiny_run}", f"inputs={tmp_path / 'big.png'}"]) == 0  # resized to 32x32
     assert "big.png" in capsys.readouterr().out
+    # tta=flip averages the logits of an image and of its mirror image: p_flip ∝ sqrt(p(image) · p(mirror)).
+    from resattn.predict import DEFAULTS, predict
+
+    image = good / "0.png"
+    write_png(read_image(image).flip(-1), str(tmp_path / "mirror.png"))
+
+    def probabilities(path: Path, tta: str) -> torch.Tensor:
+        (prediction,), _ = predict({**DEFAULTS, "ckpt_path": str(tiny_run), "inputs": str(path), "topk": 10, "tta": tta})
+        return torch.tensor([p for _, p in sorted(prediction.top)], dtype=torch.float64)
+
+    plain, mirror, flipped = probabilities(image, "none"), probabilities(tmp_path / "mirror.png", "none"), probabilities(image, "flip")
+    expected = (plain * mirror).sqrt() / (plain * mirror).sqrt().sum()
+    assert torch.allclose(flipped, expected, atol=1e-5) and not torch.allclose(flipped, plain, atol=1e-3)
 
 
 # ------------------------------------------------------------------------------------------------- export
