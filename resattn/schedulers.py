@@ -15,7 +15,7 @@ class PiecewiseConstantLR(LRScheduler):
     """``lr = base_lr * factors[i]`` once ``milestones[i]`` scheduler steps have passed (absolute factors).
 
     Unlike ``MultiStepLR`` the factors need not be powers of one gamma, so both of the study's schedules
-    (NOTES §4) are plain configs: ``milestones=[21, 51], factors=[0.1, 0.01]`` and
+    (docs/original_study.md) are plain configs: ``milestones=[21, 51], factors=[0.1, 0.01]`` and
     ``milestones=[21, 41, 61, 81], factors=[0.1, 0.01, 1e-4, 1e-5]``.
     """
 

@@ -14,7 +14,7 @@ Contract shared by every policy::
 
 Policies:
 
-* :class:`KerasAugment` -- the original notebook's ``ImageDataGenerator`` (NOTES §2): rotation, x/y
+* :class:`KerasAugment` -- the original notebook's ``ImageDataGenerator`` (docs/original_study.md): rotation, x/y
   shift, independent x/y zoom, horizontal flip, nearest-edge fill, bilinear resampling; one affine
   matrix per image, applied with one batched grid (:func:`affine_grid`, equal to ``F.affine_grid``)
   + ``F.grid_sample``;
@@ -76,7 +76,7 @@ class NoAugment(nn.Module):
 
 
 class KerasAugment(nn.Module):
-    """Keras ``ImageDataGenerator`` random affine transform, batched (NOTES §2).
+    """Keras ``ImageDataGenerator`` random affine transform, batched (docs/original_study.md).
 
     Per image (all independent, uniform): rotation ``θ ∈ [-rotation, rotation]`` degrees; vertical
     shift ``t_r ∈ [-height_shift, height_shift]·H`` and horizontal shift

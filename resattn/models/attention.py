@@ -52,7 +52,7 @@ class SoftMaskBranch(nn.Module):
     """Bottom-up/top-down hourglass producing the soft mask ``M`` at the input resolution.
 
     ``levels`` extra down/up levels follow the first pooling (``skip - 1`` in the original, and only
-    when the pooled size is divisible by 4, see NOTES §3).
+    when the pooled size is divisible by 4, see docs/original_study.md).
     """
 
     def __init__(self, channels: int, levels: int, unit, activation: str = "mixed") -> None:

@@ -1,4 +1,4 @@
-"""Pre-activation bottleneck residual unit, as in the original Keras study (NOTES §3)."""
+"""Pre-activation bottleneck residual unit, as in the original Keras study (docs/original_study.md)."""
 
 from __future__ import annotations
 

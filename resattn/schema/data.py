@@ -22,7 +22,7 @@ from resattn.schema.rules import (
 @dataclass
 class DataConfig:
     """The CIFAR-10 data module (``resattn/data/datamodule.py``), leak-free by default; the original's handling is
-    ``data.val_source=seed_overlap data.normalization=seed`` (NOTES §2 and §5)."""
+    ``data.val_source=seed_overlap data.normalization=seed`` (docs/original_study.md)."""
 
     _target_: str = "resattn.data.CIFAR10DataModule"
     # auto (root/cifar10.npz if present, else torchvision's cifar-10-batches-py/) | npz | torchvision | synthetic |

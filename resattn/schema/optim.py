@@ -21,7 +21,7 @@ BETAS = pair("two numbers in [0, 1), e.g. [0.9, 0.999]", lambda a, b: 0 <= a < 1
 
 @dataclass
 class AdamConfig:
-    """``optimizer=adam``: Adam with Keras/TF2 defaults (eps 1e-7), as the study's Adam runs (NOTES §4)."""
+    """``optimizer=adam``: Adam with Keras/TF2 defaults (eps 1e-7), as the study's Adam runs (docs/original_study.md)."""
 
     _target_: str = "torch.optim.Adam"
     _partial_: bool = True
@@ -43,7 +43,7 @@ class AdamWConfig(AdamConfig):
 
 @dataclass
 class SGDConfig:
-    """``optimizer=sgd``: SGD with Nesterov momentum, as the study's 56mini-SGD-Base (NOTES §4); weight_decay is
+    """``optimizer=sgd``: SGD with Nesterov momentum, as the study's 56mini-SGD-Base (docs/original_study.md); weight_decay is
     decoupled from ``regularization.l2`` (the Keras-style loss penalty)."""
 
     _target_: str = "torch.optim.SGD"
