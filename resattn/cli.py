@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from resattn.atomic import out_of_space
-from resattn.errors import EXIT_SIGINT, EXIT_USER_ERROR, DiskFull, ResattnError
+from resattn.errors import EXIT_SIGINT, EXIT_USER_ERROR, ConfigError, DiskFull, ResattnError
 
 
 def full_error_requested() -> bool:
@@ -46,6 +46,22 @@ def one_line(exc: BaseException) -> str:
 def exit_code(exc: BaseException) -> int:
     """Exit status of a user-facing error: its ``exit_code`` (e.g. 3 for a diverged run), else 2."""
     return int(getattr(exc, "exit_code", EXIT_USER_ERROR))
+
+
+def parse_options(argv: list[str] | None, defaults: Mapping[str, Any], usage: str, required: Sequence[str]) -> dict[str, Any]:
+    """A small tool's ``key=value`` arguments (``sys.argv[1:]`` when ``argv`` is None) over its ``defaults``; an unknown
+    key or a missing ``required`` one is a one-line :class:`ConfigError` ending in ``usage``."""
+    from omegaconf import OmegaConf
+
+    args = OmegaConf.to_container(OmegaConf.from_dotlist(sys.argv[1:] if argv is None else argv))
+    unknown = set(args) - set(defaults)
+    if unknown:
+        raise ConfigError(f"unknown argument(s) {', '.join(sorted(unknown))}; {usage}")
+    options = {**defaults, **args}
+    for key in required:
+        if options[key] in (None, "", []):
+            raise ConfigError(f"{key} is required; {usage}")
+    return options
 
 
 def run_cli(body: Callable[[], int]) -> int:

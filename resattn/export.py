@@ -126,19 +126,10 @@ def export(options: dict[str, Any]) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from omegaconf import OmegaConf
-
-    from resattn.cli import run_cli
+    from resattn.cli import parse_options, run_cli
 
     def body() -> int:
-        args = OmegaConf.to_container(OmegaConf.from_dotlist(sys.argv[1:] if argv is None else argv))
-        unknown = set(args) - set(DEFAULTS)
-        if unknown:
-            raise ConfigError(f"unknown argument(s) {', '.join(sorted(unknown))}; {USAGE}")
-        options = {**DEFAULTS, **args}
-        if not options["ckpt_path"]:
-            raise ConfigError(f"ckpt_path is required; {USAGE}")
-        export(options)
+        export(parse_options(argv, DEFAULTS, USAGE, required=("ckpt_path",)))
         return 0
 
     return run_cli(body)

@@ -182,20 +182,11 @@ def predict(options: dict[str, Any]) -> tuple[list[Prediction], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from omegaconf import OmegaConf
-
     from resattn.atomic import write_text
-    from resattn.cli import run_cli
+    from resattn.cli import parse_options, run_cli
 
     def body() -> int:
-        args = OmegaConf.to_container(OmegaConf.from_dotlist(sys.argv[1:] if argv is None else argv))
-        unknown = set(args) - set(DEFAULTS)
-        if unknown:
-            raise ConfigError(f"unknown argument(s) {', '.join(sorted(unknown))}; {USAGE}")
-        options = {**DEFAULTS, **args}
-        for key in ("ckpt_path", "inputs"):
-            if options[key] in (None, "", []):
-                raise ConfigError(f"{key} is required; {USAGE}")
+        options = parse_options(argv, DEFAULTS, USAGE, required=("ckpt_path", "inputs"))
         predictions, problems = predict(options)
         for message in problems:
             print(f"error: {message}", file=sys.stderr)

@@ -23,6 +23,14 @@ def run_state(run_dir: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]
     return run_checkpoint(run_dir, name)["state_dict"]
 
 
+def assert_same_weights(a: Path, b: Path) -> None:
+    """The last checkpoints of runs ``a`` and ``b`` hold bit-for-bit equal weights (and the same keys)."""
+    wa, wb = run_state(a), run_state(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
 def config_error(*overrides: str) -> str:
     """The one-line :class:`ConfigError` that composing ``debug=smoke`` with ``overrides`` and validating it raises
     (as ``train.py`` does before any work); fails the test if none is raised."""

@@ -7,23 +7,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from resattn.checkpoints import load_checkpoint
 from resattn.pipeline import train
 from tests.conftest import TINY, compose_cfg, run_script
 from tests.faults import WRITE_POINTS, file_states, small_disk
-from tests.helpers import run_state
+from tests.helpers import assert_same_weights
 
 # 8 steps per epoch, one process; dropout exercises the RNG restore.
 RUN = [*TINY, "regularization.dropout=0.3", "test=false"]
-
-
-def assert_same_weights(a: Path, b: Path) -> None:
-    wa, wb = run_state(a), run_state(b)
-    assert wa.keys() == wb.keys()
-    for key in wa:
-        assert torch.equal(wa[key], wb[key]), key
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from resattn.checkpoints import load_checkpoint
 from tests.conftest import TINY
 from tests.faults import fault_args, process_group
-from tests.helpers import run_state
+from tests.helpers import assert_same_weights
 
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
 # 256 images / (32 per rank x 2 ranks) = 4 steps per epoch; dropout exercises every rank's RNG restore.
@@ -36,13 +35,6 @@ def train_group(args: list[str], log: Path, limit: float = START_S + 120) -> tup
 def lines(output: str, prefix: str) -> list[str]:
     """The ``prefix...`` lines of both ranks' output (whose writes may interleave within a line)."""
     return re.findall(re.escape(prefix) + r"[^\n]*?(?=interrupted:|error:|\n|$)", output)
-
-
-def assert_same_weights(a: Path, b: Path) -> None:
-    wa, wb = run_state(a), run_state(b)
-    assert wa.keys() == wb.keys()
-    for key in wa:
-        assert torch.equal(wa[key], wb[key]), key
 
 
 @pytest.fixture(scope="module")
