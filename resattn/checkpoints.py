@@ -18,7 +18,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for corrupt files
-        reason = " ".join(str(exc).split())[:100]
+        reason = " ".join(str(exc).split())[:80]
         return None, f"unreadable or truncated checkpoint ({type(exc).__name__}: {reason})"
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS) or "cfg" not in (ckpt.get("hyper_parameters") or {}):
         return None, "not a resattn checkpoint (no stored model config)"

@@ -52,8 +52,8 @@ def resume_checkpoint(run_dir: Path) -> Path:
         names = ", ".join(p.name for p in others)
         also = f"and so is every other checkpoint of the run ({names})" if others else "and the run has no other checkpoint"
         raise CheckpointError(
-            f"resume={run_dir}: no valid checkpoint to resume from: {LAST_CKPT}: {problem}, {also}; start a new run "
-            "(the run directory is left as it is)"
+            f"resume={run_dir}: no valid checkpoint to resume from: {LAST_CKPT}: {problem}, {also}; start a new run; "
+            "this one is left untouched"
         )
     from resattn.hydra_callbacks import is_rank_zero
 
