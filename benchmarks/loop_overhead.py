@@ -72,9 +72,10 @@ sys.path.insert(0, str(ROOT))
 
 import pytorch_lightning as pl  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from resattn.config import compose_run  # noqa: E402
+from resattn.factory import module_from_config  # noqa: E402
 from resattn.module import ResAttnModule  # noqa: E402
 from resattn.pipeline import build_callbacks, build_datamodule, build_trainer, instantiate_group  # noqa: E402
 from resattn.precision import resolve_precision  # noqa: E402
@@ -116,7 +117,7 @@ def sync(device: torch.device) -> None:
 
 def fresh_module(cfg: DictConfig, seed: int) -> ResAttnModule:
     pl.seed_everything(seed, workers=True, verbose=False)
-    return ResAttnModule(OmegaConf.to_container(cfg, resolve=True))
+    return module_from_config(cfg)
 
 
 def pregenerate(dm: Any, epochs: int, device: torch.device) -> tuple[list[list[Any]], list[Any]]:

@@ -13,6 +13,22 @@ from resattn.errors import CheckpointError
 REQUIRED_KEYS = ("state_dict", "hyper_parameters")
 
 
+def run_record(cfg: Mapping[str, Any], preprocessing: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a checkpoint's ``hyper_parameters`` (and a weights file's header) hold: the run's resolved config and
+    the model's preprocessing. Every checkpoint, whichever version wrote it, has this layout."""
+    return {"cfg": cfg, "preprocessing": preprocessing}
+
+
+def run_config_of(ckpt: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The resolved run config a checkpoint (or a weights file's checkpoint-shaped dict) stores; None if none."""
+    return (ckpt.get("hyper_parameters") or {}).get("cfg")
+
+
+def preprocessing_of(ckpt: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The preprocessing a checkpoint stores (None: written before checkpoints carried it)."""
+    return (ckpt.get("hyper_parameters") or {}).get("preprocessing")
+
+
 def read_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     """A resattn checkpoint file loaded on the CPU and ``None``, or ``None`` and what is wrong with it."""
     try:
@@ -20,7 +36,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     except Exception as exc:  # torch raises many types for corrupt files
         reason = " ".join(str(exc).split())[:80]
         return None, f"unreadable or truncated checkpoint ({type(exc).__name__}: {reason})"
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS) or "cfg" not in (ckpt.get("hyper_parameters") or {}):
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS) or run_config_of(ckpt) is None:
         return None, "not a resattn checkpoint (no stored model config)"
     return ckpt, None
 
@@ -91,7 +107,7 @@ def check_compatible(
         what = f"{len(missing)} tensor(s) of the configured model are not in the checkpoint (first: {missing[0]})"
     else:
         what = f"{len(unexpected)} checkpoint tensor(s) do not exist in the configured model (first: {unexpected[0]})"
-    stored_model = ((ckpt.get("hyper_parameters") or {}).get("cfg") or {}).get("model")
+    stored_model = (run_config_of(ckpt) or {}).get("model")
     diffs = config_differences(stored_model, model_cfg) if model_cfg is not None else []
     where = f"; config differs at {', '.join(diffs[:3])}" if diffs else ""
     raise CheckpointError(f"{key}: incompatible model: {what}{where}; {fix}")

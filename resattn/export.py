@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from resattn.errors import ConfigError
@@ -102,7 +103,7 @@ def export(options: dict[str, Any]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     module.eval()
     if fmt == "safetensors":
-        cfg = module.cfg
+        cfg = OmegaConf.to_container(stored)
         digest = weights.save(module.net, cfg, module.preprocessing, out, half=options["half"])
         model = cfg["model"]
         arch = architecture_of(model)

@@ -28,8 +28,11 @@ from resattn.checkpoints import (
     load_checkpoint,
     load_checkpoint_or_weights,
     new_classifier,
+    preprocessing_of,
+    run_config_of,
 )
 from resattn.errors import ConfigError
+from resattn.factory import module_from_config
 from resattn.hparams import log_hparams
 from resattn.module import ResAttnModule
 from resattn.plots import plot_confusion_matrix, plot_curves, plot_weight_histogram
@@ -78,14 +81,14 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], **o
     return instantiate(args, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()], **overrides)
 
 
-def init_from_checkpoint(module: ResAttnModule, path: str | Path) -> None:
+def init_from_checkpoint(module: ResAttnModule, path: str | Path, model_cfg: Mapping[str, Any] | None = None) -> None:
     """``ckpt_path=<file or weights name>``: start a *new* run from a checkpoint's weights and optimizer state.
 
     A classifier of another shape (another ``model.num_classes`` or input size) is a fine-tune: every other network
     tensor is loaded, the classifier keeps its fresh initialisation, the optimizer starts afresh, and one line says so.
     """
     ckpt = load_checkpoint_or_weights(path, key="ckpt_path")
-    shapes, key, model_cfg = _shapes(module), f"ckpt_path={path}", module.cfg.get("model")
+    shapes, key = _shapes(module), f"ckpt_path={path}"
     finetune = new_classifier(shapes, ckpt)
     if not finetune and not ckpt.get("network_only"):
         check_compatible(shapes, ckpt, key=key, model_cfg=model_cfg)
@@ -136,9 +139,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)
-    module = ResAttnModule(OmegaConf.to_container(cfg, resolve=True))
+    module = module_from_config(cfg)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     if cfg.get("ckpt_path"):  # not together with resume (check_config)
-        init_from_checkpoint(module, cfg.ckpt_path)
+        init_from_checkpoint(module, cfg.ckpt_path, model_cfg)
     rank_zero_info("\n" + summarize(module.net, (cfg.model.in_channels, cfg.model.input_size, cfg.model.input_size)))
 
     callbacks = build_callbacks(cfg)
@@ -155,7 +159,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                     _shapes(module),
                     load_checkpoint(resume_ckpt, key="resume"),
                     key=f"resume={cfg.resume}",
-                    model_cfg=module.cfg.get("model"),
+                    model_cfg=model_cfg,
                     fix="a resumed run keeps its model; drop the model override",
                 )
             raise
@@ -260,9 +264,9 @@ def module_from_checkpoint(
     """A checkpoint's (a run dir's best, or a weights name's) model with its weights and stored preprocessing,
     once they fit; the stored config with ``data_overrides`` (``data.*`` values) merged on; the checkpoint file."""
     ckpt_file, ckpt = load_any_checkpoint(path)
-    cfg = ckpt["hyper_parameters"]["cfg"]
+    cfg = run_config_of(ckpt)
     stored = OmegaConf.merge(OmegaConf.create(cfg), OmegaConf.create({"data": data_overrides or {}}))
-    module = ResAttnModule(cfg, ckpt["hyper_parameters"].get("preprocessing"))
+    module = module_from_config(cfg, preprocessing_of(ckpt))
     prefix = "net." if ckpt.get("network_only") else ""  # a weights file holds the network alone
     check_compatible(_shapes(module), ckpt, key=f"ckpt_path={ckpt_file}", prefix=prefix)
     if prefix:

@@ -130,7 +130,9 @@ def as_checkpoint(name: str) -> tuple[Path, dict[str, Any]]:
     """``(file, a checkpoint-shaped dict)`` for :func:`resattn.pipeline.module_from_checkpoint`."""
     path = fetch(name)
     state, header = read(path)
-    hyper = {"cfg": header["cfg"], "preprocessing": header.get("preprocessing")}
+    from resattn.checkpoints import run_record
+
+    hyper = run_record(header["cfg"], header.get("preprocessing"))
     return path, {"state_dict": {f"net.{k}": v for k, v in state.items()}, "hyper_parameters": hyper, "network_only": True}
 
 
@@ -144,7 +146,9 @@ def save(net: torch.nn.Module, cfg: Mapping[str, Any], preprocessing: Mapping[st
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    header = json.dumps({"cfg": dict(cfg), "preprocessing": dict(preprocessing) if preprocessing else None})
+    from resattn.checkpoints import run_record
+
+    header = json.dumps(run_record(dict(cfg), dict(preprocessing) if preprocessing else None))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes(path, to_bytes(state, metadata={METADATA_KEY: header}))
     return sha256_of(path)

@@ -12,8 +12,9 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
+from resattn.checkpoints import run_config_of
 from resattn.data.loader import EvalLoader, shard_bounds
-from resattn.module import ResAttnModule
+from resattn.factory import module_from_config
 from resattn.pipeline import build_datamodule, train
 from tests.conftest import TINY, compose_cfg, run_script
 
@@ -25,8 +26,8 @@ TRAIN, BATCH, TEST = 256, 32, 64  # TINY's data.train_size, data.batch_size and 
 def _single_process_eval(ckpt: Path) -> dict[str, float]:
     """val/acc and test metrics of a checkpoint, evaluated in this (single) process."""
     stored = torch.load(ckpt, map_location="cpu", weights_only=False)
-    cfg = stored["hyper_parameters"]["cfg"]
-    module = ResAttnModule(cfg)
+    cfg = run_config_of(stored)
+    module = module_from_config(cfg)
     module.load_state_dict(stored["state_dict"])
     datamodule = build_datamodule(OmegaConf.create(cfg))
     trainer = pl.Trainer(

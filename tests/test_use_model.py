@@ -23,8 +23,10 @@ from omegaconf import OmegaConf
 from torchvision.io import read_image, write_png
 
 from resattn import weights
+from resattn.checkpoints import preprocessing_of, run_config_of
 from resattn.data import CIFAR10DataModule
 from resattn.errors import EXIT_JOBS_FAILED, EXIT_USER_ERROR, CheckpointError, ConfigError
+from resattn.factory import module_from_config
 from resattn.pipeline import build_datamodule, module_from_checkpoint, train
 from tests.conftest import REPO, TINY, compose_cfg, run_script
 from tests.helpers import run_checkpoint
@@ -107,11 +109,11 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_checkpoint_stores_the_data_module_s_preprocessing(tiny_run: Path) -> None:
-    cfg = run_checkpoint(tiny_run)["hyper_parameters"]["cfg"]
+    cfg = run_config_of(run_checkpoint(tiny_run))
     dm = build_datamodule(OmegaConf.create(cfg))
     dm.setup("fit")
     for name in ("last.ckpt", json.loads((tiny_run / "metrics.json").read_text())["best_ckpt"].split("/")[-1]):
-        stored = run_checkpoint(tiny_run, name)["hyper_parameters"]["preprocessing"]
+        stored = preprocessing_of(run_checkpoint(tiny_run, name))
         assert stored["mean"] == list(dm.mean) and stored["std"] == list(dm.std)
         assert stored["class_names"] == list(dm.class_names) and stored["input_size"] == 32 and stored["in_channels"] == 3
         assert stored["protocol"] == {
@@ -364,14 +366,13 @@ def test_weights_registry_and_torch_hub(tiny_run: Path, tmp_path: Path, hub_dir:
     write_png(torch.zeros(3, 32, 32, dtype=torch.uint8), str(image))
     assert predict_main(["ckpt_path=test-tiny", f"inputs={image}"]) == 0
 
-    from resattn.module import ResAttnModule
     from resattn.pipeline import init_from_checkpoint
     from resattn.validation import check_config, check_inputs
 
     cfg = compose_cfg(tmp_path / "from_weights", [*TINY, "ckpt_path=test-tiny"])  # train.py ckpt_path=<weights name>
     check_config(cfg)
     check_inputs(cfg)
-    started = ResAttnModule(OmegaConf.to_container(cfg, resolve=True))
+    started = module_from_config(cfg)
     init_from_checkpoint(started, "test-tiny")
     assert all(torch.equal(v, module.net.state_dict()[k]) for k, v in started.net.state_dict().items())
 
@@ -404,7 +405,7 @@ def test_imagefolder_trains_with_the_cifar_protocol(tree: Path, tmp_path: Path) 
     run = tmp_path / "run"
     train(compose_cfg(run, [*TREE, f"data.root={tree}", "trainer.max_epochs=1"]))
     assert json.loads((run / "metrics.json").read_text())["status"] == "ok"
-    stored = run_checkpoint(run)["hyper_parameters"]["preprocessing"]
+    stored = preprocessing_of(run_checkpoint(run))
     assert stored["class_names"] == ["disc", "square", "stripes"] and stored["input_size"] == 40
     protocol = stored["protocol"]
     assert (protocol["source"], protocol["train"], protocol["val"], protocol["test"]) == ("imagefolder", 64, 16, 24)
@@ -433,12 +434,11 @@ def test_imagefolder_config_errors(tree: Path, tmp_path: Path) -> None:
 
 
 def test_finetune_from_a_cifar_checkpoint(tiny_run: Path, tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from resattn.module import ResAttnModule
     from resattn.pipeline import init_from_checkpoint
 
     ckpt = tiny_run / "checkpoints" / "last.ckpt"
     cfg = compose_cfg(tmp_path / "ft", [*TREE, f"data.root={tree}", "trainer.max_epochs=1", f"ckpt_path={ckpt}"])
-    module = ResAttnModule(OmegaConf.to_container(cfg, resolve=True))
+    module = module_from_config(cfg)
     fresh = module.net.classifier.weight.detach().clone()
     with caplog.at_level("INFO"):
         init_from_checkpoint(module, ckpt)

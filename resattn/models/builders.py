@@ -69,7 +69,7 @@ def build(name: str, weights: str | None = None, **overrides: Any) -> nn.Module:
             f"weights={weights} are {entry.builder} weights, not {name}; use resattn.models.{entry.builder}(weights={weights!r})"
         )
     state, header = registry.read(registry.fetch(weights))
-    stored = header["cfg"]["model"]
+    stored = header["cfg"]["model"]  # a weights file's header: resattn.checkpoints.run_record
     conflicts = [f"{k}={v!r} (weights: {stored.get(k)!r})" for k, v in overrides.items() if stored.get(k) != v]
     if conflicts:
         raise ConfigError(f"weights={weights} were trained with other model keys: {', '.join(conflicts)}; drop those arguments")

@@ -52,6 +52,7 @@ def check_inputs(cfg: DictConfig, task: str = "train") -> None:
 
 def _check_inputs(cfg: DictConfig, task: str) -> None:
     from resattn import weights
+    from resattn.checkpoints import run_config_of
     from resattn.resume import check_resume_averaging, check_resume_schedule, resume_checkpoint
 
     ckpt = cfg.get("ckpt_path")
@@ -71,8 +72,8 @@ def _check_inputs(cfg: DictConfig, task: str) -> None:
             f"resume={run_dir}",
             "a resumed run keeps its model; drop the model override, or start a new run",
         )
-        check_resume_schedule(cfg, stored["hyper_parameters"]["cfg"], run_dir)
-        check_resume_averaging(cfg, stored["hyper_parameters"]["cfg"], run_dir)
+        check_resume_schedule(cfg, run_config_of(stored), run_dir)
+        check_resume_averaging(cfg, run_config_of(stored), run_dir)
     elif ckpt:
         check_model_fits(
             cfg,
