@@ -89,7 +89,7 @@ def export_torchscript(model: Normalized, example: torch.Tensor, out: Path, clas
 def export(options: dict[str, Any]) -> Path:
     from resattn import weights
     from resattn.models.builders import architecture_of
-    from resattn.pipeline import ensure_preprocessing, module_from_checkpoint
+    from resattn.training.from_checkpoint import ensure_preprocessing, module_from_checkpoint
 
     fmt = options["format"]
     if fmt not in FORMATS:
@@ -127,7 +127,8 @@ def export(options: dict[str, Any]) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from resattn.cli import parse_options, run_cli
+    from resattn.cli.exits import run_cli
+    from resattn.cli.options import parse_options
 
     def body() -> int:
         export(parse_options(argv, DEFAULTS, USAGE, required=("ckpt_path",)))

@@ -20,14 +20,14 @@ import pytest
 import torch
 from PIL import Image
 
-from resattn.attention_maps import attention_maps, mask_branches
-from resattn.checkpoints import run_config_of
 from resattn.data.noise import corrupt_labels
 from resattn.errors import EXIT_USER_ERROR
-from resattn.factory import module_from_config
 from resattn.models.attention import MaskActivation
-from resattn.module import ResAttnModule
-from resattn.pipeline import build_datamodule, train
+from resattn.models.masks import attention_maps, mask_branches
+from resattn.training.build import build_datamodule, module_from_config
+from resattn.training.checkpoint_files import run_config_of
+from resattn.training.fit import train
+from resattn.training.module import ResAttnModule
 from tests.conftest import TINY, compose_cfg, run_script
 from tests.helpers import run_checkpoint
 from tests.test_sweeps import _compose_with_hydra
@@ -142,7 +142,7 @@ def test_mask_activations_follow_the_paper() -> None:
 def test_mask_activations_keep_the_parameter_counts() -> None:
     counts = {}
     for kind in ("mixed", "channel", "spatial"):
-        proc = run_script("-m", "resattn.summary", f"model.mask_activation={kind}", "model.width=8")
+        proc = run_script("-m", "resattn.model_summary", f"model.mask_activation={kind}", "model.width=8")
         assert proc.returncode == 0, proc.stderr[-2000:]
         counts[kind] = [line for line in proc.stdout.splitlines() if line.endswith(tuple("0123456789")) and "params" in line]
     assert len(counts["mixed"]) == 3 and counts["channel"] == counts["mixed"] == counts["spatial"]

@@ -12,10 +12,10 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
-from resattn.checkpoints import run_config_of
 from resattn.data.loader import EvalLoader, shard_bounds
-from resattn.factory import module_from_config
-from resattn.pipeline import build_datamodule, train
+from resattn.training.build import build_datamodule, module_from_config
+from resattn.training.checkpoint_files import run_config_of
+from resattn.training.fit import train
 from tests.conftest import TINY, compose_cfg, run_script
 
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from resattn.factory import module_from_config
+from resattn.training.build import module_from_config
 from tests.conftest import REPO, TINY, compose_cfg, run_script
 
 NPZ_DIRS = [Path(os.environ["RESATTN_DATA_DIR"])] if os.environ.get("RESATTN_DATA_DIR") else []

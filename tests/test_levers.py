@@ -22,16 +22,17 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
-from resattn import precision as precision_mod
 from resattn.callbacks import RunPlan
 from resattn.callbacks.ema import warmup_ema_avg_fn
-from resattn.checkpoints import run_config_of
 from resattn.errors import CheckpointError
-from resattn.factory import module_from_config
-from resattn.module import ResAttnModule
-from resattn.pipeline import build_datamodule, evaluate, train
-from resattn.precision import auto_precision, choose_precision, resolve_precision
-from resattn.tta import tta_logits
+from resattn.training import precision as precision_mod
+from resattn.training.build import build_datamodule, module_from_config
+from resattn.training.checkpoint_files import run_config_of
+from resattn.training.evaluate import evaluate
+from resattn.training.fit import train
+from resattn.training.module import ResAttnModule
+from resattn.training.precision import auto_precision, choose_precision, resolve_precision
+from resattn.training.tta import tta_logits
 from resattn.validation import check_inputs
 from tests.conftest import TINY, compose_cfg, run_script
 from tests.helpers import config_error, run_checkpoint, run_state

@@ -12,10 +12,10 @@ import torch
 from omegaconf import OmegaConf
 
 from resattn.callbacks.plan import RunPlan
-from resattn.checkpoints import run_config_of
-from resattn.config import compose
+from resattn.config.compose import compose
+from resattn.config.scale import changes, describe
 from resattn.errors import ConfigError
-from resattn.scale import changes, describe
+from resattn.training.checkpoint_files import run_config_of
 from resattn.validation.values import check_values
 from tests.conftest import TINY, run_script
 from tests.helpers import run_checkpoint

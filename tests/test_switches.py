@@ -18,11 +18,11 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
-from resattn.checkpoints import run_config_of
-from resattn.factory import module_from_config
-from resattn.module import ResAttnModule
-from resattn.pipeline import build_datamodule, train
-from resattn.speed import compile_options
+from resattn.training.build import build_datamodule, module_from_config
+from resattn.training.checkpoint_files import run_config_of
+from resattn.training.fit import train
+from resattn.training.module import ResAttnModule
+from resattn.training.speed import compile_options
 from tests.conftest import TINY, compose_cfg, run_script
 from tests.helpers import run_checkpoint, run_state
 

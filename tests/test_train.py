@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from resattn.checkpoints import preprocessing_of, run_config_of
-from resattn.factory import module_from_config
-from resattn.pipeline import evaluate, train
+from resattn.training.build import module_from_config
+from resattn.training.checkpoint_files import preprocessing_of, run_config_of
+from resattn.training.evaluate import evaluate
+from resattn.training.fit import train
 from tests.conftest import TINY, compose_cfg, run_script
 from tests.helpers import assert_same_weights, run_checkpoint, run_state
 
@@ -127,9 +128,14 @@ def straight_and_resumed(tmp_path: Path, overrides: list[str]) -> tuple[dict, di
     return straight, resumed, a, b
 
 
+# Where classes a stored config names by ``_target_`` lived before the package layout of issue 19.
+OLD_TARGETS = {"resattn.training.schedulers.": "resattn.schedulers.", "resattn.artifacts.loggers.": "resattn.loggers."}
+
+
 def test_checkpoints_of_the_whole_config_module_evaluate_and_resume_bit_for_bit(tmp_path: Path) -> None:
     """Checkpoints written while ``ResAttnModule(cfg, preprocessing)`` took the whole run config (its
-    ``save_hyperparameters()``: ``hparams_name="kwargs"``, ``hyper_parameters={"cfg", "preprocessing"}``) still
+    ``save_hyperparameters()``: ``hparams_name="kwargs"``, ``hyper_parameters={"cfg", "preprocessing"}``) and
+    classes lived at the old module paths (``resattn.schedulers.PiecewiseConstantLR``, the default schedule) still
     evaluate and resume: a run started before the module received its parts continues exactly."""
     common = [*TINY, "regularization.dropout=0.3", "trainer.max_epochs=2"]
     straight = train(compose_cfg(tmp_path / "straight", common))
@@ -140,7 +146,11 @@ def test_checkpoints_of_the_whole_config_module_evaluate_and_resume_bit_for_bit(
         assert set(ckpt["hyper_parameters"]) == {"cfg", "preprocessing"}  # the layout every version writes
         old = {k: v for k, v in ckpt.items() if k not in ("hparams_name", "hyper_parameters")}
         old["hparams_name"] = "kwargs"
-        old["hyper_parameters"] = {"cfg": run_config_of(ckpt), "preprocessing": preprocessing_of(ckpt)}
+        stored = json.dumps(run_config_of(ckpt))
+        for new, before in OLD_TARGETS.items():
+            stored = stored.replace(f'"{new}', f'"{before}')
+        assert '"resattn.schedulers.PiecewiseConstantLR"' in stored
+        old["hyper_parameters"] = {"cfg": json.loads(stored), "preprocessing": preprocessing_of(ckpt)}
         torch.save(old, file)
 
     evaluated = evaluate(compose_cfg(tmp_path / "eval", [f"ckpt_path={part}"], "eval"))

@@ -23,11 +23,12 @@ from omegaconf import OmegaConf
 from torchvision.io import read_image, write_png
 
 from resattn import weights
-from resattn.checkpoints import preprocessing_of, run_config_of
 from resattn.data import CIFAR10DataModule
 from resattn.errors import EXIT_JOBS_FAILED, EXIT_USER_ERROR, CheckpointError, ConfigError
-from resattn.factory import module_from_config
-from resattn.pipeline import build_datamodule, module_from_checkpoint, train
+from resattn.training.build import build_datamodule, module_from_config
+from resattn.training.checkpoint_files import preprocessing_of, run_config_of
+from resattn.training.fit import train
+from resattn.training.from_checkpoint import module_from_checkpoint
 from tests.conftest import REPO, TINY, compose_cfg, run_script
 from tests.helpers import run_checkpoint
 from tests.test_data import real_npz
@@ -318,9 +319,9 @@ def test_torchscript_matches_pytorch(real_run: Path, test_only_root: Path, tmp_p
 
 
 def test_builders_are_the_yaml_layouts() -> None:
-    from resattn.config import compose
-    from resattn.factory import build_model
+    from resattn.config.compose import compose
     from resattn.models import attention56, attention56_mini, attention56_mini_paper, attention92
+    from resattn.models.network import build_model
 
     for builder in (attention56_mini, attention56_mini_paper, attention56, attention92):
         net = builder(width=2, num_classes=7)
@@ -366,7 +367,7 @@ def test_weights_registry_and_torch_hub(tiny_run: Path, tmp_path: Path, hub_dir:
     write_png(torch.zeros(3, 32, 32, dtype=torch.uint8), str(image))
     assert predict_main(["ckpt_path=test-tiny", f"inputs={image}"]) == 0
 
-    from resattn.pipeline import init_from_checkpoint
+    from resattn.training.fit import init_from_checkpoint
     from resattn.validation import check_config, check_inputs
 
     cfg = compose_cfg(tmp_path / "from_weights", [*TINY, "ckpt_path=test-tiny"])  # train.py ckpt_path=<weights name>
@@ -417,7 +418,7 @@ def test_imagefolder_trains_with_the_cifar_protocol(tree: Path, tmp_path: Path) 
 
 
 def test_imagefolder_config_errors(tree: Path, tmp_path: Path) -> None:
-    from resattn.config import compose
+    from resattn.config.compose import compose
     from resattn.validation import check_config
 
     def error(*overrides: str) -> str:
@@ -434,7 +435,7 @@ def test_imagefolder_config_errors(tree: Path, tmp_path: Path) -> None:
 
 
 def test_finetune_from_a_cifar_checkpoint(tiny_run: Path, tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from resattn.pipeline import init_from_checkpoint
+    from resattn.training.fit import init_from_checkpoint
 
     ckpt = tiny_run / "checkpoints" / "last.ckpt"
     cfg = compose_cfg(tmp_path / "ft", [*TREE, f"data.root={tree}", "trainer.max_epochs=1", f"ckpt_path={ckpt}"])

@@ -15,8 +15,8 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from resattn.cifar import CLASS_NAMES
-from resattn.speed import channels_last_enabled
-from resattn.tta import tta_logits
+from resattn.training.speed import channels_last_enabled
+from resattn.training.tta import tta_logits
 
 log = logging.getLogger("resattn")
 
@@ -52,16 +52,16 @@ class SpeedSettings:
 class ResAttnModule(pl.LightningModule):
     """Cross-entropy classifier with Keras-semantics L2, torchmetrics accuracy and test-time diagnostics.
 
-    The module receives its parts; :func:`resattn.factory.module_from_config` builds them from a run's config
+    The module receives its parts; :func:`resattn.training.build.module_from_config` builds them from a run's config
     and records that config in the module's hyperparameters (so in every checkpoint:
-    :func:`resattn.checkpoints.run_config_of`).
+    :func:`resattn.training.checkpoint_files.run_config_of`).
 
     Args:
         net: the network; its ``classifier`` (a linear layer) gives the number of classes.
         optimizer: ``params -> Optimizer`` (e.g. ``instantiate(cfg.optimizer)``, a partial).
         scheduler: ``(optimizer, total_steps) -> lr_scheduler dict or None``; None: constant learning rate.
         loss: the training loss (:class:`LossSettings`).
-        tta: test-time augmentation of validation, test and prediction (:mod:`resattn.tta`).
+        tta: test-time augmentation of validation, test and prediction (:mod:`resattn.training.tta`).
         speed: memory format and compile (:class:`SpeedSettings`).
         preprocessing: what using the model needs besides its weights (training normalisation mean/std, class
             names, input size, data protocol; :meth:`CIFAR10DataModule.describe_preprocessing`). Taken from the
@@ -136,7 +136,9 @@ class ResAttnModule(pl.LightningModule):
         """Raw images (uint8 or float on the 0-255 scale, ``N×C×H×W``) → the network's input, with the stored
         training statistics: ``(x / 255 - mean) / std``, computed exactly as the data module does."""
         if self.preprocessing is None:
-            raise RuntimeError("this module has no preprocessing yet: fit it, or load it with resattn.pipeline.module_from_checkpoint")
+            raise RuntimeError(
+                "this module has no preprocessing yet: fit it, or load it with resattn.training.from_checkpoint.module_from_checkpoint"
+            )
         key = str(x.device)
         if key not in self._normalizers:
             from resattn.data.splits import pool_affine

@@ -19,9 +19,30 @@ def run_record(cfg: Mapping[str, Any], preprocessing: Mapping[str, Any] | None) 
     return {"cfg": cfg, "preprocessing": preprocessing}
 
 
+# Classes a checkpoint may name by a module path they have left: old ``_target_`` prefix -> where they live now.
+MOVED_TARGETS = {"resattn.schedulers.": "resattn.training.schedulers.", "resattn.loggers.": "resattn.artifacts.loggers."}
+
+
 def run_config_of(ckpt: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The resolved run config a checkpoint (or a weights file's checkpoint-shaped dict) stores; None if none."""
-    return (ckpt.get("hyper_parameters") or {}).get("cfg")
+    """The resolved run config a checkpoint (or a weights file's checkpoint-shaped dict) stores, with the
+    ``_target_`` of every class that moved since (:data:`MOVED_TARGETS`) renamed in place; None if none."""
+    cfg = (ckpt.get("hyper_parameters") or {}).get("cfg")
+    if cfg is not None:
+        _retarget(cfg)
+    return cfg
+
+
+def _retarget(tree: Any) -> None:
+    if isinstance(tree, dict):
+        target = tree.get("_target_")
+        for old, new in MOVED_TARGETS.items():
+            if isinstance(target, str) and target.startswith(old):
+                tree["_target_"] = new + target.removeprefix(old)
+        for value in tree.values():
+            _retarget(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            _retarget(value)
 
 
 def preprocessing_of(ckpt: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -68,6 +89,11 @@ def config_differences(stored: Mapping[str, Any] | None, current: Mapping[str, A
     """``key (checkpoint A, now B)`` for every leaf of two config sections that differs."""
     a, b = _flatten(stored or {}, prefix), _flatten(current or {}, prefix)
     return [f"{k} (checkpoint {a.get(k, '<unset>')}, now {b.get(k, '<unset>')})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def state_shapes(module: torch.nn.Module) -> dict[str, torch.Size]:
+    """``{state-dict key: shape}`` of a module: what :func:`check_compatible` compares a checkpoint with."""
+    return {k: v.shape for k, v in module.state_dict().items()}
 
 
 def _shape(size: Any) -> str:
@@ -122,15 +148,6 @@ def new_classifier(shapes: Mapping[str, Any], ckpt: Mapping[str, Any]) -> bool:
     stored = ckpt.get("state_dict") or {}
     differ = {k for k, v in shapes.items() if k in stored and tuple(getattr(stored[k], "shape", ())) != tuple(v)}
     return bool(differ) and all(k.startswith(CLASSIFIER) for k in differ)
-
-
-def load_checkpoint_or_weights(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
-    """:func:`load_checkpoint`, or a registered weights name's checkpoint-shaped dict (:mod:`resattn.weights`)."""
-    from resattn import weights
-
-    if weights.is_weights_name(path):
-        return weights.as_checkpoint(str(path))[1]
-    return load_checkpoint(path, key)
 
 
 def best_checkpoint_of_run(run_dir: Path) -> Path:
