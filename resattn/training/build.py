@@ -1,4 +1,4 @@
-"""Build objects from the composed config (one place, shared by train, eval, summary and benchmarks)."""
+"""The run's objects from its config: the LightningModule (receiving its parts), data module, callbacks, trainer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Loading checkpoints and run directories with precise, one-line errors."""
+"""Checkpoint files: loading them with precise one-line errors, the run config they store, whether they fit a model."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What ``train.py`` and ``eval.py`` do, from a composed config to metrics, checkpoints and pictures."""
+"""The training loop of ``train.py``: fit, test the best checkpoint, write metrics, checkpoints and pictures."""
 
 from __future__ import annotations
 
