@@ -1,6 +1,6 @@
 """Evaluate a checkpoint on the test set: ``python eval.py ckpt_path=<checkpoint file or run dir>``."""
 
-from resattn.app import eval_main
+from resattn.cli.app import eval_main
 
 if __name__ == "__main__":
     eval_main()

@@ -89,8 +89,8 @@ def bench_pil(images: np.ndarray, seconds: float) -> float:
 
 
 def build_mini() -> torch.nn.Module:
-    from resattn.config import compose
-    from resattn.factory import build_model
+    from resattn.config.compose import compose
+    from resattn.models.network import build_model
 
     return build_model(compose("train", ["model=attention56_mini"]))
 

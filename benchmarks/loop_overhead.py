@@ -16,7 +16,7 @@ steps, with the same work per step and per epoch:
   one host sync to read the epoch's numbers, and the scheduler step;
 * Lightning side: the config composed exactly like ``train.py`` does (``conf/train.yaml`` + the
   experiment), ``callbacks`` and ``logger`` instantiated from ``conf/`` by
-  ``resattn.pipeline.instantiate_group`` and the trainer by ``resattn.pipeline.build_trainer``: RunCheckpoint
+  ``resattn.training.build.instantiate_group`` and the trainer by ``resattn.training.build.build_trainer``: RunCheckpoint
   (best + last every epoch, atomic fsync'd writes), EarlyStopping, Timer, RNGStateCallback,
   WeightHistograms (every epoch), TQDMProgressBar, GracefulStop, DivergenceGuard, TensorBoard + CSV
   loggers, torchmetrics metrics.  Both sides reseed the dropout RNG at the first step, so they compute the
@@ -72,13 +72,13 @@ sys.path.insert(0, str(ROOT))
 
 import pytorch_lightning as pl  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
-from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
 
-from resattn.config import compose_run  # noqa: E402
-from resattn.module import ResAttnModule  # noqa: E402
-from resattn.pipeline import build_callbacks, build_datamodule, build_trainer, instantiate_group  # noqa: E402
-from resattn.precision import resolve_precision  # noqa: E402
-from resattn.schedulers import lightning_scheduler  # noqa: E402
+from resattn.config.compose import compose_run  # noqa: E402
+from resattn.training.build import build_callbacks, build_datamodule, build_trainer, instantiate_group, module_from_config  # noqa: E402
+from resattn.training.module import ResAttnModule  # noqa: E402
+from resattn.training.precision import resolve_precision  # noqa: E402
+from resattn.training.schedulers import lightning_scheduler  # noqa: E402
 
 FLOOR = 0.95
 
@@ -116,7 +116,7 @@ def sync(device: torch.device) -> None:
 
 def fresh_module(cfg: DictConfig, seed: int) -> ResAttnModule:
     pl.seed_everything(seed, workers=True, verbose=False)
-    return ResAttnModule(OmegaConf.to_container(cfg, resolve=True))
+    return module_from_config(cfg)
 
 
 def pregenerate(dm: Any, epochs: int, device: torch.device) -> tuple[list[list[Any]], list[Any]]:
@@ -301,7 +301,7 @@ def run_lightning(
     val_batches: list[Any] | None = None,
     **trainer_overrides: Any,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Exactly pipeline.train's objects: module, conf callbacks + loggers, build_trainer; ``fit`` only.
+    """Exactly resattn.training.fit.train's objects: module, conf callbacks + loggers, build_trainer; ``fit`` only.
 
     With ``twin_batches`` (one epoch), a plain loop runs interleaved step by step (``--mode paired``).
     """

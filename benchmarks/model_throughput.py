@@ -21,7 +21,7 @@ Prints a markdown table, fp32 and bf16 side by side per memory format (train and
 ratio), a ``recommended defaults`` line chosen from the measured ratios
 (training images/s, geometric mean over matching configs; a factor is recommended when it is >= 5 %
 faster), mapped to the config keys ``trainer.precision``, ``channels_last`` and ``compile``, and what
-``trainer.precision=auto`` picks on this machine (by capability, :mod:`resattn.precision`).
+``trainer.precision=auto`` picks on this machine (by capability, :mod:`resattn.training.precision`).
 
 Models are built through the Hydra config tree (``compose("train", ["model=<v>", "model.width=<w>"])`` +
 ``build_model``), as train.py builds them (on a bare GPU machine the kit installs the Hydra wheels first).
@@ -58,8 +58,8 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from resattn.precision import auto_precision  # noqa: E402  (after the sys.path insert)
-from resattn.speed import compile_options  # noqa: E402
+from resattn.training.precision import auto_precision  # noqa: E402  (after the sys.path insert)
+from resattn.training.speed import compile_options  # noqa: E402
 
 ALL_VARIANTS = ("attention56_mini", "attention56_mini_paper", "attention56", "attention92")
 SPEEDUP_THRESHOLD = 1.05
@@ -71,8 +71,8 @@ SPEEDUP_THRESHOLD = 1.05
 
 def build(variant: str, width: int) -> nn.Module:
     """Build ``variant`` at ``width`` through Hydra (``compose`` + ``build_model``), as train.py does."""
-    from resattn.config import compose
-    from resattn.factory import build_model
+    from resattn.config.compose import compose
+    from resattn.models.network import build_model
 
     return build_model(compose("train", [f"model={variant}", f"model.width={width}"]))
 

@@ -1,11 +1,13 @@
-"""User-facing errors: reported as one line naming the problem and the fix, never as a traceback; exit codes."""
+"""User-facing errors: reported as one line naming the problem and the fix, never as a traceback; the exit codes
+(README, "Faults while training"). :mod:`resattn.cli.exits` is the one place that turns them into ``error:`` lines."""
 
 EXIT_JOBS_FAILED = 1  # a sweep ran, and at least one job failed or left no metrics.json
 EXIT_USER_ERROR = 2  # bad input (config, data, checkpoint, resume dir): nothing ran
 EXIT_DIVERGED = 3  # loss or weights stopped being finite (resattn.callbacks.TrainingDiverged)
 EXIT_RANK_LOST = 4  # another DDP rank died or stopped responding (resattn.callbacks.RankLost)
 EXIT_NO_SPACE = 5  # a checkpoint or result could not be written: disk full or quota exceeded (DiskFull)
-EXIT_SIGINT = 130  # 128 + SIGINT; a stop by SIGTERM exits 143 (resattn.callbacks.signals.RunInterrupted)
+EXIT_SIGNAL_BASE = 128  # a stop by signal N exits 128 + N: SIGTERM 143 (resattn.callbacks.signals.RunInterrupted)
+EXIT_SIGINT = EXIT_SIGNAL_BASE + 2  # SIGINT (Ctrl-C): 130
 
 
 class ResattnError(Exception):

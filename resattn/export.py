@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from resattn.errors import ConfigError
@@ -88,7 +89,7 @@ def export_torchscript(model: Normalized, example: torch.Tensor, out: Path, clas
 def export(options: dict[str, Any]) -> Path:
     from resattn import weights
     from resattn.models.builders import architecture_of
-    from resattn.pipeline import ensure_preprocessing, module_from_checkpoint
+    from resattn.training.from_checkpoint import ensure_preprocessing, module_from_checkpoint
 
     fmt = options["format"]
     if fmt not in FORMATS:
@@ -102,7 +103,7 @@ def export(options: dict[str, Any]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     module.eval()
     if fmt == "safetensors":
-        cfg = module.cfg
+        cfg = OmegaConf.to_container(stored)
         digest = weights.save(module.net, cfg, module.preprocessing, out, half=options["half"])
         model = cfg["model"]
         arch = architecture_of(model)
@@ -126,7 +127,8 @@ def export(options: dict[str, Any]) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from resattn.cli import parse_options, run_cli
+    from resattn.cli.exits import run_cli
+    from resattn.cli.options import parse_options
 
     def body() -> int:
         export(parse_options(argv, DEFAULTS, USAGE, required=("ckpt_path",)))

@@ -11,7 +11,7 @@ class, probability, top-k (``class:probability`` pairs separated by ``;``).
 
 A bad file (unreadable, not 3-channel RGB, wrong size with ``resize=false``) is reported on one line; the others
 are still classified and the exit status is 1. When no input can be classified the exit status is 2.
-``tta=`` sets the test-time augmentation (:mod:`resattn.tta`); by default the run's own, as ``eval.py`` does.
+``tta=`` sets the test-time augmentation (:mod:`resattn.training.tta`); by default the run's own, as ``eval.py`` does.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import torch
 
 from resattn.errors import EXIT_JOBS_FAILED, ConfigError, DataError
-from resattn.tta import TTA_MODES
+from resattn.training.tta import TTA_MODES
 
 DEFAULTS: dict[str, Any] = {"ckpt_path": None, "inputs": None, "out": None, "topk": 5, "resize": True, "batch_size": 256, "tta": None}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -150,7 +150,7 @@ def predict(options: dict[str, Any]) -> tuple[list[Prediction], list[str]]:
     """Predictions for the readable inputs and one message per input that could not be used."""
     from omegaconf import OmegaConf
 
-    from resattn.pipeline import ensure_preprocessing, module_from_checkpoint
+    from resattn.training.from_checkpoint import ensure_preprocessing, module_from_checkpoint
 
     if not isinstance(options["resize"], bool):
         raise ConfigError(f"resize={options['resize']!r}: expected true or false")
@@ -182,14 +182,15 @@ def predict(options: dict[str, Any]) -> tuple[list[Prediction], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from resattn.atomic import write_text
-    from resattn.cli import parse_options, run_cli
+    from resattn.artifacts.atomic import write_text
+    from resattn.cli.exits import print_error, run_cli
+    from resattn.cli.options import parse_options
 
     def body() -> int:
         options = parse_options(argv, DEFAULTS, USAGE, required=("ckpt_path", "inputs"))
         predictions, problems = predict(options)
         for message in problems:
-            print(f"error: {message}", file=sys.stderr)
+            print_error(message)
         print(table(predictions, limit=20 if options["out"] else None))
         if options["out"]:
             out = Path(str(options["out"]))

@@ -2,7 +2,7 @@
 
 A weights file is a safetensors file of the network's state dict (``net.*`` keys without the prefix) whose
 metadata key ``resattn`` holds the JSON ``{"cfg": <the run's config>, "preprocessing": <mean/std, class names,
-input size, protocol>}``: everything :func:`resattn.pipeline.module_from_checkpoint` needs.
+input size, protocol>}``: everything :func:`resattn.training.from_checkpoint.module_from_checkpoint` needs.
 ``python -m resattn.export ckpt_path=<run> format=safetensors`` writes one and prints its registry entry.
 
 Adding an entry: put the file under ``weights/`` of the repository (``url="weights/<file>"``) or anywhere
@@ -22,6 +22,7 @@ from typing import Any, Mapping
 import torch
 
 from resattn.errors import CheckpointError
+from resattn.training.checkpoint_files import load_checkpoint, run_record
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 METADATA_KEY = "resattn"
@@ -148,10 +149,10 @@ def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 
 def as_checkpoint(name: str) -> tuple[Path, dict[str, Any]]:
-    """``(file, a checkpoint-shaped dict)`` for :func:`resattn.pipeline.module_from_checkpoint`."""
+    """``(file, a checkpoint-shaped dict)`` for :func:`resattn.training.from_checkpoint.module_from_checkpoint`."""
     path = fetch(name)
     state, header = read(path)
-    hyper = {"cfg": header["cfg"], "preprocessing": header.get("preprocessing")}
+    hyper = run_record(header["cfg"], header.get("preprocessing"))
     return path, {"state_dict": {f"net.{k}": v for k, v in state.items()}, "hyper_parameters": hyper, "network_only": True}
 
 
@@ -160,15 +161,23 @@ def save(net: torch.nn.Module, cfg: Mapping[str, Any], preprocessing: Mapping[st
     ``half`` stores floating tensors as float16 (loading casts them back to float32)."""
     from safetensors.torch import save as to_bytes
 
-    from resattn.atomic import write_bytes
+    from resattn.artifacts.atomic import write_bytes
 
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    header = json.dumps({"cfg": dict(cfg), "preprocessing": dict(preprocessing) if preprocessing else None})
+    header = json.dumps(run_record(dict(cfg), dict(preprocessing) if preprocessing else None))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes(path, to_bytes(state, metadata={METADATA_KEY: header}))
     return sha256_of(path)
+
+
+def load_checkpoint_or_weights(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
+    """:func:`resattn.training.checkpoint_files.load_checkpoint`, or a registered weights name's checkpoint-shaped
+    dict."""
+    if is_weights_name(path):
+        return as_checkpoint(str(path))[1]
+    return load_checkpoint(path, key)
 
 
 _shipped()

@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from resattn.config import compose_run
+from resattn.config.compose import compose_run
 
 REPO = Path(__file__).resolve().parents[1]
 

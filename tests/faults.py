@@ -120,7 +120,7 @@ class _Handle:
 
 class KillInWrite(pl.Callback):
     """SIGKILLs this process at ``point`` of its ``nth`` atomic write of a file called ``name``
-    (:func:`resattn.atomic.atomic_open`): ``created`` (the empty temporary file exists), ``writing`` (64 KiB of the
+    (:func:`resattn.artifacts.atomic.atomic_open`): ``created`` (the empty temporary file exists), ``writing`` (64 KiB of the
     data are written), ``written`` (all data written, before fsync and rename), ``renamed`` (renamed over ``name``,
     the directory not yet fsynced)."""
 
@@ -130,7 +130,7 @@ class KillInWrite(pl.Callback):
         self.count, self.current = 0, False
 
     def setup(self, trainer: pl.Trainer, pl_module: Any, stage: str) -> None:
-        import resattn.atomic as atomic
+        import resattn.artifacts.atomic as atomic
 
         if not isinstance(atomic.os, _Os):
             atomic.os, atomic.tempfile = _Os(atomic.os, self), _Temp(atomic.tempfile, self)

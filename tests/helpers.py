@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from resattn.config import compose
+from resattn.config.compose import compose
 from resattn.errors import ConfigError
 from resattn.validation import check_config
 

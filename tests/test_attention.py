@@ -18,15 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
-from resattn.attention_maps import attention_maps, mask_branches
 from resattn.data.noise import corrupt_labels
 from resattn.errors import EXIT_USER_ERROR
 from resattn.models.attention import MaskActivation
-from resattn.module import ResAttnModule
-from resattn.pipeline import build_datamodule, train
+from resattn.models.masks import attention_maps, mask_branches
+from resattn.training.build import build_datamodule, module_from_config
+from resattn.training.checkpoint_files import run_config_of
+from resattn.training.fit import train
+from resattn.training.module import ResAttnModule
 from tests.conftest import TINY, compose_cfg, run_script
 from tests.helpers import run_checkpoint
 from tests.test_sweeps import _compose_with_hydra
@@ -35,7 +36,7 @@ ONE_EPOCH = [*TINY, "trainer.max_epochs=1", "test=false"]
 
 
 def _module(tmp_path: Path, *overrides: str) -> ResAttnModule:
-    return ResAttnModule(OmegaConf.to_container(compose_cfg(tmp_path, [*TINY, *overrides]), resolve=True)).eval()
+    return module_from_config(compose_cfg(tmp_path, [*TINY, *overrides])).eval()
 
 
 # ------------------------------------------------------------------------------------------ attention maps
@@ -104,7 +105,7 @@ def test_no_masks_is_one_clear_error(tmp_path: Path) -> None:
 def test_incompatible_checkpoint_is_eval_py_s_one_line_error(trained_run: Path, tmp_path: Path) -> None:
     """Weights that do not fit the stored model config: the same error line and exit status as eval.py, no grid."""
     ckpt = run_checkpoint(trained_run)
-    ckpt["hyper_parameters"]["cfg"]["model"]["width"] = 8  # trained with width 4
+    run_config_of(ckpt)["model"]["width"] = 8  # trained with width 4
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     torch.save(ckpt, run / "checkpoints" / "last.ckpt")
@@ -141,7 +142,7 @@ def test_mask_activations_follow_the_paper() -> None:
 def test_mask_activations_keep_the_parameter_counts() -> None:
     counts = {}
     for kind in ("mixed", "channel", "spatial"):
-        proc = run_script("-m", "resattn.summary", f"model.mask_activation={kind}", "model.width=8")
+        proc = run_script("-m", "resattn.model_summary", f"model.mask_activation={kind}", "model.width=8")
         assert proc.returncode == 0, proc.stderr[-2000:]
         counts[kind] = [line for line in proc.stdout.splitlines() if line.endswith(tuple("0123456789")) and "params" in line]
     assert len(counts["mixed"]) == 3 and counts["channel"] == counts["mixed"] == counts["spatial"]

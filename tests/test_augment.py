@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from resattn.config import compose
+from resattn.config.compose import compose
 from resattn.data import KerasAugment, NoAugment, StandardAugment
 from resattn.data.augment import affine_grid
 from tests.helpers import config_error

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from resattn.checkpoints import load_checkpoint
-from resattn.pipeline import train
+from resattn.training.checkpoint_files import load_checkpoint
+from resattn.training.fit import train
 from tests.conftest import TINY, compose_cfg, run_script
 from tests.faults import WRITE_POINTS, file_states, small_disk
 from tests.helpers import assert_same_weights

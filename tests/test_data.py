@@ -11,7 +11,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from resattn.config import compose
+from resattn.config.compose import compose
 from resattn.data import CIFAR10DataModule, EpochBatchSampler, KerasAugment, StandardAugment, TrainLoader
 from resattn.errors import DataError
 from tests.helpers import config_error

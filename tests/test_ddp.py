@@ -13,8 +13,9 @@ import torch
 from omegaconf import OmegaConf
 
 from resattn.data.loader import EvalLoader, shard_bounds
-from resattn.module import ResAttnModule
-from resattn.pipeline import build_datamodule, train
+from resattn.training.build import build_datamodule, module_from_config
+from resattn.training.checkpoint_files import run_config_of
+from resattn.training.fit import train
 from tests.conftest import TINY, compose_cfg, run_script
 
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
@@ -25,8 +26,8 @@ TRAIN, BATCH, TEST = 256, 32, 64  # TINY's data.train_size, data.batch_size and 
 def _single_process_eval(ckpt: Path) -> dict[str, float]:
     """val/acc and test metrics of a checkpoint, evaluated in this (single) process."""
     stored = torch.load(ckpt, map_location="cpu", weights_only=False)
-    cfg = stored["hyper_parameters"]["cfg"]
-    module = ResAttnModule(cfg)
+    cfg = run_config_of(stored)
+    module = module_from_config(cfg)
     module.load_state_dict(stored["state_dict"])
     datamodule = build_datamodule(OmegaConf.create(cfg))
     trainer = pl.Trainer(

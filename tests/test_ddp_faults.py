@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from resattn.checkpoints import load_checkpoint
+from resattn.training.checkpoint_files import load_checkpoint
 from tests.conftest import TINY
 from tests.faults import fault_args, process_group
 from tests.helpers import assert_same_weights

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from hydra.utils import get_class
 
-from resattn.config import CONF_DIR
+from resattn.config.compose import CONF_DIR
 from resattn.schema import SCHEMAS
 
 MISSING = object()
@@ -156,7 +156,7 @@ def test_constructor_defaults_agree_with_the_schema(target: str, schema: type) -
 
 def test_the_defaults_that_experiments_run_with_are_unchanged() -> None:
     """The effective values of the study's options (moving defaults must not change what runs)."""
-    from resattn.config import compose
+    from resattn.config.compose import compose
 
     cfg = compose("train", ["optimizer=sgd"])
     assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.nesterov) == (1e-4, 0.9, True)

@@ -13,10 +13,10 @@ release that drops one of them fails here, naming it, instead of failing mid-run
 * ``ModelCheckpoint._last_global_step_saved`` / ``_last_checkpoint_saved`` / ``_save_last_checkpoint`` /
   ``_monitor_candidates``: writing ``last.ckpt`` every epoch and after a stop (resattn.callbacks);
 * ``ExperimentWriter._check_log_dir_exists`` and ``CSVLogger._fs`` / ``_experiment``: appending to
-  ``metrics.csv`` on resume (resattn.loggers);
+  ``metrics.csv`` on resume (resattn.artifacts.loggers);
 * ``LightningModule._trainer``: whether a trainer is attached (``.trainer`` raises when none is);
 * ``hydra._internal.utils.get_args_parser``: Hydra's command-line parser, to rebuild one job's command line
-  for DDP ranks inside a multirun (resattn.hydra_callbacks).
+  for DDP ranks inside a multirun (resattn.cli.sweep_callbacks).
 """
 
 from __future__ import annotations

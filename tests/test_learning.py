@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
-from resattn.module import ResAttnModule
+from resattn.training.build import module_from_config
 from tests.conftest import REPO, TINY, compose_cfg, run_script
 
 NPZ_DIRS = [Path(os.environ["RESATTN_DATA_DIR"])] if os.environ.get("RESATTN_DATA_DIR") else []
@@ -67,7 +66,7 @@ REAL_DATA_FLOOR = 0.25
 
 def test_eval_losses_are_plain_cross_entropy_under_label_smoothing(tmp_path: Path) -> None:
     cfg = compose_cfg(tmp_path, [*TINY, "label_smoothing=0.4"])
-    module = ResAttnModule(OmegaConf.to_container(cfg, resolve=True)).eval()
+    module = module_from_config(cfg).eval()
     x, y = torch.randn(16, 3, 32, 32), torch.arange(16) % 10
     with torch.no_grad():
         logits = module(x)

@@ -22,14 +22,17 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
-from resattn import precision as precision_mod
 from resattn.callbacks import RunPlan
 from resattn.callbacks.ema import warmup_ema_avg_fn
 from resattn.errors import CheckpointError
-from resattn.module import ResAttnModule
-from resattn.pipeline import build_datamodule, evaluate, train
-from resattn.precision import auto_precision, choose_precision, resolve_precision
-from resattn.tta import tta_logits
+from resattn.training import precision as precision_mod
+from resattn.training.build import build_datamodule, module_from_config
+from resattn.training.checkpoint_files import run_config_of
+from resattn.training.evaluate import evaluate
+from resattn.training.fit import train
+from resattn.training.module import ResAttnModule
+from resattn.training.precision import auto_precision, choose_precision, resolve_precision
+from resattn.training.tta import tta_logits
 from resattn.validation import check_inputs
 from tests.conftest import TINY, compose_cfg, run_script
 from tests.helpers import config_error, run_checkpoint, run_state
@@ -50,7 +53,7 @@ def _evaluate(module: ResAttnModule, cfg: Any, stage: str = "test") -> dict[str,
 
 
 def _module(ckpt: dict[str, Any], weights: str = "state_dict", **cfg_changes: Any) -> ResAttnModule:
-    module = ResAttnModule({**ckpt["hyper_parameters"]["cfg"], **cfg_changes})
+    module = module_from_config({**run_config_of(ckpt), **cfg_changes})
     module.load_state_dict(ckpt[weights])
     return module
 
@@ -105,7 +108,7 @@ def test_eval_keeps_the_precision_auto_chose_in_training(tmp_path: Path, monkeyp
     monkeypatch.setattr(precision_mod, "cpu_capabilities", lambda: {"amx_bf16": True, "cpu_name": "AMX CPU"})
     run = tmp_path / "run"
     recorded = train(compose_cfg(run, [*TINY, *SMALL, "trainer.max_epochs=1"]))
-    assert run_checkpoint(run)["hyper_parameters"]["cfg"]["trainer"]["precision"] == "bf16-mixed"
+    assert run_config_of(run_checkpoint(run))["trainer"]["precision"] == "bf16-mixed"
     evaluated = run_script("eval.py", f"ckpt_path={run}", f"hydra.run.dir={tmp_path / 'eval'}")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     again = _metrics(tmp_path / "eval")
@@ -126,7 +129,7 @@ def test_train_cli_plan_line_per_step_logs_and_hparams_view(tmp_path: Path) -> N
     plan = next(line for line in (run / "train.log").read_text().splitlines() if "plan: " in line)
     here = auto_precision("cpu")  # on the development machine (AVX2 only): precision 32, bf16 would be emulated
     assert plan.endswith(f"; {here.describe()}"), plan
-    assert run_checkpoint(run)["hyper_parameters"]["cfg"]["trainer"]["precision"] == here.value
+    assert run_config_of(run_checkpoint(run))["trainer"]["precision"] == here.value
 
     steps = 2 * 8  # 2 epochs x 8 steps
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0}).Reload()
@@ -210,13 +213,13 @@ def test_ema_stop_resume_is_bitwise_and_eval_uses_the_average(tmp_path: Path) ->
     # Validation judged the average: the best checkpoint's weights give exactly the logged val/acc of its epoch.
     best = run_checkpoint(straight, Path(recorded["best_ckpt"]).name)
     logged = {int(r["epoch"]): float(r["val/acc"]) for r in csv.DictReader((straight / "csv" / "metrics.csv").open()) if r["val/acc"]}
-    assert _evaluate(_module(best), best["hyper_parameters"]["cfg"], "validate")["val/acc"] == logged[best["epoch"]]
+    assert _evaluate(_module(best), run_config_of(best), "validate")["val/acc"] == logged[best["epoch"]]
     assert recorded["val/acc_best"] == max(logged.values())
 
     # The test after fitting and eval.py evaluate the averaged weights; the live ones score differently.
     eval_metrics = evaluate(compose_cfg(tmp_path / "eval", [f"ckpt_path={straight}"], "eval"))  # eval.py's pipeline
     assert (eval_metrics["test/acc"], eval_metrics["test/loss"]) == (recorded["test/acc"], recorded["test/loss"])
-    live_test = _evaluate(_module(best, "current_model_state"), best["hyper_parameters"]["cfg"])
+    live_test = _evaluate(_module(best, "current_model_state"), run_config_of(best))
     assert live_test["test/loss"] != recorded["test/loss"]
 
 
@@ -266,13 +269,6 @@ def test_tta_logits_arithmetic() -> None:
         tta_logits(forward, x, "rotate")
 
 
-class TodaysEvaluation(ResAttnModule):
-    """The evaluation step before ``tta`` existed: one plain forward (``_step``) for validation and test."""
-
-    def _eval_step(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self._step(batch)
-
-
 def test_tta_none_is_todays_path_and_flip_never_touches_training(tmp_path: Path) -> None:
     none, flip = tmp_path / "none", tmp_path / "flip"
     plain = train(compose_cfg(none, [*TINY, *SMALL, "tta=none"]))
@@ -284,9 +280,10 @@ def test_tta_none_is_todays_path_and_flip_never_touches_training(tmp_path: Path)
 
     # tta=none: the recorded test metrics are bit-for-bit those of today's evaluation of the same checkpoint.
     best = run_checkpoint(none, Path(plain["best_ckpt"]).name)
-    today = TodaysEvaluation(best["hyper_parameters"]["cfg"])
+    today = module_from_config(run_config_of(best))
+    today._eval_step = today._step  # the evaluation step before ``tta`` existed: one plain forward
     today.load_state_dict(best["state_dict"])
-    reference = _evaluate(today, best["hyper_parameters"]["cfg"])
+    reference = _evaluate(today, run_config_of(best))
     assert {k: plain[k] for k in reference} == reference
 
     # eval.py uses the run's stored tta unless the command sets one.

@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from resattn.config import compose
+from resattn.config.compose import compose
 from resattn.errors import ConfigError
-from resattn.factory import build_model
+from resattn.model_summary import count_params
 from resattn.models import AttentionModule, KerasSameConv2d, combine
-from resattn.summary import count_params
+from resattn.models.network import build_model
 from tests.helpers import config_error
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,8 +18,8 @@ import torch
 from omegaconf import open_dict
 
 from resattn.callbacks import RunInterrupted, TrainingDiverged, remove_stale_temporaries
-from resattn.checkpoints import load_checkpoint
-from resattn.pipeline import train
+from resattn.training.checkpoint_files import load_checkpoint
+from resattn.training.fit import train
 from tests.conftest import REPO, TINY, compose_cfg, run_script
 
 SMALL = ["data.train_size=64", "data.val_size=32", "data.test_size=32", "data.batch_size=16", "test=false"]
@@ -222,7 +222,7 @@ def test_kill9_at_random_moments_never_corrupts_last_ckpt(tmp_path: Path) -> Non
 
 def test_twenty_stop_resume_cycles_are_bitwise_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for plot in ("plot_curves", "plot_weight_histogram"):  # pictures are not under test here: save time
-        monkeypatch.setattr(f"resattn.pipeline.{plot}", lambda *args, **kwargs: None)
+        monkeypatch.setattr(f"resattn.training.fit.{plot}", lambda *args, **kwargs: None)
     # 2 steps per epoch: the chain is about resume bookkeeping, not about how much is trained.
     common = [
         *TINY,

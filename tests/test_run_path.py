@@ -22,7 +22,7 @@ Hydra.compose_config = counted("compose", Hydra.compose_config)
 validation.check_config = counted("check_config", validation.check_config)
 atexit.register(lambda: open(os.environ["COUNTS"], "w").write(json.dumps(counts)))
 sys.argv[0] = "train.py"
-from resattn.app import train_main
+from resattn.cli.app import train_main
 train_main()
 """
 

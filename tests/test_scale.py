@@ -12,9 +12,10 @@ import torch
 from omegaconf import OmegaConf
 
 from resattn.callbacks.plan import RunPlan
-from resattn.config import compose
+from resattn.config.compose import compose
+from resattn.config.scale import changes, describe
 from resattn.errors import ConfigError
-from resattn.scale import changes, describe
+from resattn.training.checkpoint_files import run_config_of
 from resattn.validation.values import check_values
 from tests.conftest import TINY, run_script
 from tests.helpers import run_checkpoint
@@ -144,7 +145,7 @@ def test_cpu_scale_through_train_py_prints_scale_and_plan_and_stores_scaled_conf
     assert "scale: cpu (trainer.max_epochs 60 -> 2; model.width 8; scheduler.scheduler.milestones [21, 51] -> [1, 2]" in out
     plan = re.search(r"plan: 2 epochs x 16 steps, about \S+ (s|min) on cpu \((\d+\.\d+) s/step", out)
     assert plan, out[-3000:]
-    stored = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["hyper_parameters"]["cfg"]
+    stored = run_config_of(torch.load(run / "checkpoints" / "last.ckpt", weights_only=False))
     assert stored["model"]["width"] == 8 and stored["trainer"]["max_epochs"] == 2
     assert list(stored["scheduler"]["scheduler"]["milestones"]) == [1, 2]
     saved = OmegaConf.load(run / ".hydra" / "config.yaml")  # resolved: the numbers that ran
@@ -167,7 +168,7 @@ def test_what_is_set_under_a_scale_is_what_runs_prints_and_is_recorded(tmp_path:
     saved = OmegaConf.load(run / ".hydra" / "config.yaml")
     assert (saved.model.width, saved.trainer.max_epochs) == (16, 1)
     ckpt = run_checkpoint(run)
-    assert (ckpt["hyper_parameters"]["cfg"]["model"]["width"], ckpt["hyper_parameters"]["cfg"]["trainer"]["max_epochs"]) == (16, 1)
+    assert (run_config_of(ckpt)["model"]["width"], run_config_of(ckpt)["trainer"]["max_epochs"]) == (16, 1)
     assert ckpt["state_dict"]["net.stem.0.weight"].shape[0] == 16 and ckpt["epoch"] == 0  # what ran: width 16, one epoch
     metrics = json.loads((run / "metrics.json").read_text())
     assert (metrics["scale"], metrics["epochs"]) == ("cpu", 1)

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 from omegaconf import OmegaConf
 
-from resattn.config import CONF_DIR, compose
+from resattn.config.compose import CONF_DIR, compose
 from resattn.errors import ConfigError
-from resattn.factory import build_model
+from resattn.models.network import build_model
 from resattn.schema.rules import RULE
 from resattn.validation import check_config, check_data
 from tests.helpers import config_error

@@ -1,4 +1,4 @@
-"""Issue 2: Keras-style model summary (``python -m resattn.summary``) and parameter counting."""
+"""Issue 2: Keras-style model summary (``python -m resattn.model_summary``) and parameter counting."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from resattn.config import compose
-from resattn.factory import build_model
-from resattn.summary import ParamCounts, count_params, main, summarize
+from resattn.config.compose import compose
+from resattn.model_summary import ParamCounts, count_params, main, summarize
+from resattn.models.network import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTHORS_ATTENTION56 = [
@@ -36,7 +36,7 @@ def _rows(text: str) -> list[tuple[str, str, str, int]]:
 @pytest.fixture(scope="module")
 def attention56_cli_output() -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "resattn.summary", "model=attention56", "regularization=none"],
+        [sys.executable, "-m", "resattn.model_summary", "model=attention56", "regularization=none"],
         cwd=ROOT,
         capture_output=True,
         text=True,

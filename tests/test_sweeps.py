@@ -13,13 +13,13 @@ import yaml
 from omegaconf import OmegaConf
 
 from resattn import report
-from resattn.hydra_callbacks import (
+from resattn.cli.sweep_callbacks import (
     check_optimized_metric,
     check_optuna_storage,
     ddp_relaunches_script,
     single_run_argv,
 )
-from resattn.metrics import CLASS_METRIC, RESULT_METRICS, TEST_METRICS
+from resattn.training.metrics import CLASS_METRIC, RESULT_METRICS, TEST_METRICS
 from tests.conftest import TINY, compose_cfg, run_script
 
 # Tiny sweeps: one epoch, and per-run pictures/logs that do not matter here switched off where possible.
@@ -131,7 +131,7 @@ def test_bad_sweep_value_stops_the_multirun_before_any_job(tmp_path: Path) -> No
 
 def test_a_checkpoint_shared_by_the_jobs_is_checked_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Preflight loads ``ckpt_path`` once for jobs that differ only in other keys, once per model otherwise."""
-    from resattn.preflight import preflight
+    from resattn.config.preflight import preflight
     from resattn.validation import inputs
 
     loads: list[str] = []
@@ -146,7 +146,7 @@ def test_a_checkpoint_shared_by_the_jobs_is_checked_once(tmp_path: Path, monkeyp
 
 
 def test_jobs_of_a_multirun_are_enumerated_for_the_checks() -> None:
-    from resattn.preflight import job_overrides
+    from resattn.config.preflight import job_overrides
 
     assert job_overrides("train", ["optimizer.lr=0.1"]) == [["optimizer.lr=0.1"]]
     assert job_overrides("train", ["-m", "seed=1,2", "model.attention=arl,none"]) == [
@@ -174,7 +174,7 @@ def test_misnamed_optimized_metric_stops_sweep_before_training(tmp_path: Path) -
 def _compose_with_hydra(overrides: list[str]):
     from hydra.core.global_hydra import GlobalHydra
 
-    from resattn.config import compose
+    from resattn.config.compose import compose
 
     GlobalHydra.instance().clear()
     return compose("train", overrides, with_hydra=True)

@@ -18,8 +18,11 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
-from resattn.module import ResAttnModule, compile_options
-from resattn.pipeline import build_datamodule, train
+from resattn.training.build import build_datamodule, module_from_config
+from resattn.training.checkpoint_files import run_config_of
+from resattn.training.fit import train
+from resattn.training.module import ResAttnModule
+from resattn.training.speed import compile_options
 from tests.conftest import TINY, compose_cfg, run_script
 from tests.helpers import run_checkpoint, run_state
 
@@ -108,7 +111,7 @@ def test_compile_true_with_inductor_trains_resumes_and_evaluates_from_the_cli(tm
     first = run_script("train.py", *SHORT, "compile=true", f"hydra.run.dir={run}", timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     cfg = OmegaConf.to_container(compose_cfg(tmp_path / "ref", SHORT), resolve=True)
-    assert list(run_state(run)) == list(ResAttnModule(cfg).state_dict())
+    assert list(run_state(run)) == list(module_from_config(cfg).state_dict())
     evaluated = run_script("eval.py", f"ckpt_path={run}", f"hydra.run.dir={tmp_path / 'eval'}", timeout=900)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     recorded, again = _metrics(run), _metrics(tmp_path / "eval")
@@ -164,8 +167,8 @@ def _evaluate(module: ResAttnModule, cfg: Any) -> dict[str, float]:
 
 
 def _layout_module(stored: dict[str, Any], channels_last: bool) -> ResAttnModule:
-    cfg = {**stored["hyper_parameters"]["cfg"], "channels_last": channels_last}
-    module = ResAttnModule(cfg)
+    cfg = {**run_config_of(stored), "channels_last": channels_last}
+    module = module_from_config(cfg)
     module.load_state_dict(stored["state_dict"])
     module.configure_model()  # what the trainer calls: converts the weights when channels_last is on
     conv = module.net.stem[0].weight
@@ -182,7 +185,7 @@ def test_channels_last_trains_and_evaluates_with_parity_through_the_module(tmp_p
     # One training step in both layouts: the same loss; gradients equal up to float summation order (train-mode
     # BN over this width-4 network's 2x2 maps amplifies that to ~1e-3 relative; a layout bug is O(1)). Whole
     # runs are not compared: over several steps that noise grows chaotically in so small a network.
-    datamodule = build_datamodule(OmegaConf.create(stored["hyper_parameters"]["cfg"]))
+    datamodule = build_datamodule(OmegaConf.create(run_config_of(stored)))
     datamodule.setup("fit")
     batch = datamodule.prepare_batch(next(iter(datamodule.train_dataloader())), train=True)
     losses, grads = {}, {}
@@ -195,8 +198,6 @@ def test_channels_last_trains_and_evaluates_with_parity_through_the_module(tmp_p
     assert ((grads[True] - grads[False]).norm() / grads[False].norm()).item() < 1e-2
 
     # Evaluation of one checkpoint in both layouts: the same predictions.
-    results = {
-        layout: _evaluate(_layout_module(stored, layout), OmegaConf.create(stored["hyper_parameters"]["cfg"])) for layout in (True, False)
-    }
+    results = {layout: _evaluate(_layout_module(stored, layout), OmegaConf.create(run_config_of(stored))) for layout in (True, False)}
     assert results[True]["test/acc"] == results[False]["test/acc"]
     assert results[True]["test/loss"] == pytest.approx(results[False]["test/loss"], rel=1e-5)

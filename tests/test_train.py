@@ -9,10 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from resattn.module import ResAttnModule
-from resattn.pipeline import train
+from resattn.training.build import module_from_config
+from resattn.training.checkpoint_files import preprocessing_of, run_config_of
+from resattn.training.evaluate import evaluate
+from resattn.training.fit import train
 from tests.conftest import TINY, compose_cfg, run_script
-from tests.helpers import run_checkpoint, run_state
+from tests.helpers import assert_same_weights, run_checkpoint, run_state
 
 EXPERIMENTS = ["seed_sgd_base", "seed_adam_base", "seed_regularized", "seed_mini_paper", "seed_attention56", "improved"]
 SMALL_DATA = ["data.train_size=64", "data.val_size=32", "data.test_size=32", "data.batch_size=16"]
@@ -61,7 +63,7 @@ def test_seed_experiments_reproduce_notes_hyperparameters(tmp_path: Path) -> Non
 
 def test_seed_step_schedule_matches_notes(tmp_path: Path) -> None:
     cfg = compose_cfg(tmp_path, ["scheduler=seed_step", "optimizer=adam", "optimizer.lr=1e-4", "model.width=4"])
-    module = ResAttnModule(__import__("omegaconf").OmegaConf.to_container(cfg, resolve=True))
+    module = module_from_config(cfg)
     optim = module.configure_optimizers()
     opt, sched = optim["optimizer"], optim["lr_scheduler"]["scheduler"]
     assert optim["lr_scheduler"]["interval"] == "epoch"
@@ -75,10 +77,9 @@ def test_seed_step_schedule_matches_notes(tmp_path: Path) -> None:
 
 
 def test_l2_gradient_is_keras_semantics(tmp_path: Path) -> None:
-    from omegaconf import OmegaConf
 
     cfg = compose_cfg(tmp_path, ["model.width=4", "regularization.l2=0.3"])
-    module = ResAttnModule(OmegaConf.to_container(cfg, resolve=True))
+    module = module_from_config(cfg)
     module.l2_penalty().backward()
     w = module.net.classifier.weight
     torch.testing.assert_close(w.grad, 2 * 0.3 * w.detach())
@@ -125,6 +126,38 @@ def straight_and_resumed(tmp_path: Path, overrides: list[str]) -> tuple[dict, di
     a, b = run_state(tmp_path / "straight"), run_state(part)
     assert a.keys() == b.keys()
     return straight, resumed, a, b
+
+
+# Where classes a stored config names by ``_target_`` lived before the package layout of issue 19.
+OLD_TARGETS = {"resattn.training.schedulers.": "resattn.schedulers.", "resattn.artifacts.loggers.": "resattn.loggers."}
+
+
+def test_checkpoints_of_the_whole_config_module_evaluate_and_resume_bit_for_bit(tmp_path: Path) -> None:
+    """Checkpoints written while ``ResAttnModule(cfg, preprocessing)`` took the whole run config (its
+    ``save_hyperparameters()``: ``hparams_name="kwargs"``, ``hyper_parameters={"cfg", "preprocessing"}``) and
+    classes lived at the old module paths (``resattn.schedulers.PiecewiseConstantLR``, the default schedule) still
+    evaluate and resume: a run started before the module received its parts continues exactly."""
+    common = [*TINY, "regularization.dropout=0.3", "trainer.max_epochs=2"]
+    straight = train(compose_cfg(tmp_path / "straight", common))
+    part = tmp_path / "part"
+    first = train(compose_cfg(part, [*common, "trainer.max_epochs=1"]))
+    for file in (part / "checkpoints").glob("*.ckpt"):
+        ckpt = torch.load(file, map_location="cpu", weights_only=False)
+        assert set(ckpt["hyper_parameters"]) == {"cfg", "preprocessing"}  # the layout every version writes
+        old = {k: v for k, v in ckpt.items() if k not in ("hparams_name", "hyper_parameters")}
+        old["hparams_name"] = "kwargs"
+        stored = json.dumps(run_config_of(ckpt))
+        for new, before in OLD_TARGETS.items():
+            stored = stored.replace(f'"{new}', f'"{before}')
+        assert '"resattn.schedulers.PiecewiseConstantLR"' in stored
+        old["hyper_parameters"] = {"cfg": json.loads(stored), "preprocessing": preprocessing_of(ckpt)}
+        torch.save(old, file)
+
+    evaluated = evaluate(compose_cfg(tmp_path / "eval", [f"ckpt_path={part}"], "eval"))
+    assert (evaluated["test/acc"], evaluated["test/loss"]) == (first["test/acc"], first["test/loss"])
+    resumed = train(compose_cfg(part, [*common, f"resume={part}"]))
+    assert_same_weights(tmp_path / "straight", part)
+    assert (resumed["test/acc"], resumed["test/loss"]) == (straight["test/acc"], straight["test/loss"])
 
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed", "16-mixed"])

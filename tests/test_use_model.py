@@ -25,7 +25,10 @@ from torchvision.io import read_image, write_png
 from resattn import weights
 from resattn.data import CIFAR10DataModule
 from resattn.errors import EXIT_JOBS_FAILED, EXIT_USER_ERROR, CheckpointError, ConfigError
-from resattn.pipeline import build_datamodule, module_from_checkpoint, train
+from resattn.training.build import build_datamodule, module_from_config
+from resattn.training.checkpoint_files import preprocessing_of, run_config_of
+from resattn.training.fit import train
+from resattn.training.from_checkpoint import module_from_checkpoint
 from tests.conftest import REPO, TINY, compose_cfg, run_script
 from tests.helpers import run_checkpoint
 from tests.test_data import real_npz
@@ -107,11 +110,11 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_checkpoint_stores_the_data_module_s_preprocessing(tiny_run: Path) -> None:
-    cfg = run_checkpoint(tiny_run)["hyper_parameters"]["cfg"]
+    cfg = run_config_of(run_checkpoint(tiny_run))
     dm = build_datamodule(OmegaConf.create(cfg))
     dm.setup("fit")
     for name in ("last.ckpt", json.loads((tiny_run / "metrics.json").read_text())["best_ckpt"].split("/")[-1]):
-        stored = run_checkpoint(tiny_run, name)["hyper_parameters"]["preprocessing"]
+        stored = preprocessing_of(run_checkpoint(tiny_run, name))
         assert stored["mean"] == list(dm.mean) and stored["std"] == list(dm.std)
         assert stored["class_names"] == list(dm.class_names) and stored["input_size"] == 32 and stored["in_channels"] == 3
         assert stored["protocol"] == {
@@ -316,9 +319,9 @@ def test_torchscript_matches_pytorch(real_run: Path, test_only_root: Path, tmp_p
 
 
 def test_builders_are_the_yaml_layouts() -> None:
-    from resattn.config import compose
-    from resattn.factory import build_model
+    from resattn.config.compose import compose
     from resattn.models import attention56, attention56_mini, attention56_mini_paper, attention92
+    from resattn.models.network import build_model
 
     for builder in (attention56_mini, attention56_mini_paper, attention56, attention92):
         net = builder(width=2, num_classes=7)
@@ -364,14 +367,13 @@ def test_weights_registry_and_torch_hub(tiny_run: Path, tmp_path: Path, hub_dir:
     write_png(torch.zeros(3, 32, 32, dtype=torch.uint8), str(image))
     assert predict_main(["ckpt_path=test-tiny", f"inputs={image}"]) == 0
 
-    from resattn.module import ResAttnModule
-    from resattn.pipeline import init_from_checkpoint
+    from resattn.training.fit import init_from_checkpoint
     from resattn.validation import check_config, check_inputs
 
     cfg = compose_cfg(tmp_path / "from_weights", [*TINY, "ckpt_path=test-tiny"])  # train.py ckpt_path=<weights name>
     check_config(cfg)
     check_inputs(cfg)
-    started = ResAttnModule(OmegaConf.to_container(cfg, resolve=True))
+    started = module_from_config(cfg)
     init_from_checkpoint(started, "test-tiny")
     assert all(torch.equal(v, module.net.state_dict()[k]) for k, v in started.net.state_dict().items())
 
@@ -404,7 +406,7 @@ def test_imagefolder_trains_with_the_cifar_protocol(tree: Path, tmp_path: Path) 
     run = tmp_path / "run"
     train(compose_cfg(run, [*TREE, f"data.root={tree}", "trainer.max_epochs=1"]))
     assert json.loads((run / "metrics.json").read_text())["status"] == "ok"
-    stored = run_checkpoint(run)["hyper_parameters"]["preprocessing"]
+    stored = preprocessing_of(run_checkpoint(run))
     assert stored["class_names"] == ["disc", "square", "stripes"] and stored["input_size"] == 40
     protocol = stored["protocol"]
     assert (protocol["source"], protocol["train"], protocol["val"], protocol["test"]) == ("imagefolder", 64, 16, 24)
@@ -416,7 +418,7 @@ def test_imagefolder_trains_with_the_cifar_protocol(tree: Path, tmp_path: Path) 
 
 
 def test_imagefolder_config_errors(tree: Path, tmp_path: Path) -> None:
-    from resattn.config import compose
+    from resattn.config.compose import compose
     from resattn.validation import check_config
 
     def error(*overrides: str) -> str:
@@ -433,12 +435,11 @@ def test_imagefolder_config_errors(tree: Path, tmp_path: Path) -> None:
 
 
 def test_finetune_from_a_cifar_checkpoint(tiny_run: Path, tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from resattn.module import ResAttnModule
-    from resattn.pipeline import init_from_checkpoint
+    from resattn.training.fit import init_from_checkpoint
 
     ckpt = tiny_run / "checkpoints" / "last.ckpt"
     cfg = compose_cfg(tmp_path / "ft", [*TREE, f"data.root={tree}", "trainer.max_epochs=1", f"ckpt_path={ckpt}"])
-    module = ResAttnModule(OmegaConf.to_container(cfg, resolve=True))
+    module = module_from_config(cfg)
     fresh = module.net.classifier.weight.detach().clone()
     with caplog.at_level("INFO"):
         init_from_checkpoint(module, ckpt)

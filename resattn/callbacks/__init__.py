@@ -1,6 +1,6 @@
 """Lightning callbacks and checkpoint plumbing used by the training app."""
 
-from resattn.callbacks.attention_maps import AttentionMaps
+from resattn.callbacks.attention_logging import AttentionMaps
 from resattn.callbacks.checkpoint import AtomicCheckpointIO, RunCheckpoint, remove_stale_temporaries
 from resattn.callbacks.divergence import DivergenceGuard, TrainingDiverged
 from resattn.callbacks.ema import EMA

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from resattn.atomic import atomic_open, fsync_dir
+from resattn.artifacts.atomic import atomic_open, fsync_dir
 
 log = logging.getLogger("resattn")
 
@@ -115,7 +115,7 @@ class RunCheckpoint(ModelCheckpoint):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint atomically (:func:`resattn.atomic.atomic_open`): a crash or ``kill -9`` at any
+    """Writes each checkpoint atomically (:func:`resattn.artifacts.atomic.atomic_open`): a crash or ``kill -9`` at any
     moment leaves the previous or the new complete file under the final name, never a truncated one."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
-from resattn.tta import FORWARDS
+from resattn.training.tta import FORWARDS
 
 log = logging.getLogger("resattn")
 
@@ -49,7 +49,7 @@ class RunPlan(Callback):
         self._start: float | None = None
         self._first_step = 0
         self.line: str | None = None
-        # The precision the run uses and why (resattn.precision), set by the pipeline; appended to the line.
+        # The precision the run uses and why (resattn.training.precision), set by resattn.training.fit; appended to the line.
         self.precision: str | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

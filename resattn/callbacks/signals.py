@@ -36,6 +36,8 @@ import torch.distributed as dist
 from pytorch_lightning.trainer.connectors.signal_connector import _SignalConnector
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from resattn.errors import EXIT_SIGNAL_BASE
+
 log = logging.getLogger("resattn")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -49,7 +51,7 @@ class RunInterrupted(SystemExit):
     """
 
     def __init__(self, message: str, signum: int) -> None:
-        super().__init__(128 + int(signum))
+        super().__init__(EXIT_SIGNAL_BASE + int(signum))
         self.user_message = message
         self.signum = int(signum)
 

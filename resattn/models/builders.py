@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from omegaconf import OmegaConf
 from torch import nn
 
 ARCHITECTURES = ("attention56_mini", "attention56_mini_paper", "attention56", "attention92")
@@ -18,10 +19,10 @@ ARCHITECTURES = ("attention56_mini", "attention56_mini_paper", "attention56", "a
 
 def model_config(name: str, **overrides: Any) -> dict[str, Any]:
     """The resolved ``model`` config of ``conf/model/<name>.yaml`` with ``overrides`` (``model.*`` keys) set."""
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import open_dict
     from omegaconf.errors import OmegaConfBaseException
 
-    from resattn.config import compose
+    from resattn.config.compose import compose
     from resattn.errors import ConfigError
     from resattn.validation import check_model, composition_error
 
@@ -59,7 +60,7 @@ def build(name: str, weights: str | None = None, **overrides: Any) -> nn.Module:
     """The ``name`` network (``model.*`` ``overrides``), with ``weights`` loaded when given."""
     from resattn import weights as registry
     from resattn.errors import ConfigError
-    from resattn.factory import build_model
+    from resattn.models.network import build_model
 
     if weights is None:
         return build_model({"model": model_config(name, **overrides)})
@@ -69,7 +70,7 @@ def build(name: str, weights: str | None = None, **overrides: Any) -> nn.Module:
             f"weights={weights} are {entry.builder} weights, not {name}; use resattn.models.{entry.builder}(weights={weights!r})"
         )
     state, header = registry.read(registry.fetch(weights))
-    stored = header["cfg"]["model"]
+    stored = header["cfg"]["model"]  # a weights file's header: resattn.training.checkpoint_files.run_record
     conflicts = [f"{k}={v!r} (weights: {stored.get(k)!r})" for k, v in overrides.items() if stored.get(k) != v]
     if conflicts:
         raise ConfigError(f"weights={weights} were trained with other model keys: {', '.join(conflicts)}; drop those arguments")

@@ -105,3 +105,11 @@ class ResidualAttentionNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.head(self.blocks(self.stem(x))))
+
+
+def build_model(cfg: Mapping[str, Any]) -> nn.Module:
+    """Instantiate ``cfg["model"]`` of a composed config or of a checkpoint's plain dict (a composed config's
+    head options interpolate from ``cfg.regularization``)."""
+    from hydra.utils import instantiate
+
+    return instantiate(cfg["model"], _convert_="all")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from resattn.atomic import write_text
+from resattn.artifacts.atomic import write_text
+from resattn.cli.exits import run_cli
+from resattn.errors import ConfigError
 from resattn.report.plots import plot_summary, plot_val_curves
 from resattn.report.runs import CSV_NAME, CURVES_NAME, MD_NAME, PNG_NAME, Sweep, collect, collect_runs, find_job_dirs, is_run_dir
 from resattn.report.tables import csv_text, markdown, print_summary
@@ -47,30 +48,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--title", help="heading of a comparison of runs (default: Comparison of N runs)")
     parser.add_argument("--quiet", action="store_true", help="write the files without printing the table")
     args = parser.parse_args(argv)
+    return run_cli(lambda: _report(args))
+
+
+def _report(args: argparse.Namespace) -> int:
     for path in args.dirs:
         if not path.is_dir():
-            print(f"error: {path} is not a directory; pass a multirun directory or train.py run directories", file=sys.stderr)
-            return 2
+            raise ConfigError(f"{path} is not a directory; pass a multirun directory or train.py run directories")
     single_sweep = len(args.dirs) == 1 and not is_run_dir(args.dirs[0])
     if single_sweep and not find_job_dirs(args.dirs[0]):
-        print(f"error: no job directories (with .hydra/overrides.yaml) under {args.dirs[0]}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"no job directories (with .hydra/overrides.yaml) under {args.dirs[0]}")
     if not single_sweep:
         not_runs = [str(p) for p in args.dirs if not is_run_dir(p)]
         if not_runs:
-            print(
-                f"error: {', '.join(not_runs)}: not a train.py run directory (no .hydra/overrides.yaml); "
-                "compare run directories, or pass a single multirun directory alone",
-                file=sys.stderr,
+            raise ConfigError(
+                f"{', '.join(not_runs)}: not a train.py run directory (no .hydra/overrides.yaml); "
+                "compare run directories, or pass a single multirun directory alone"
             )
-            return 2
     if single_sweep and (args.publish or args.out):
-        print(
-            f"error: --out/--publish compare run directories; pass the job directories of {args.dirs[0]} "
-            "(e.g. <sweep dir>/*/) instead of the sweep directory",
-            file=sys.stderr,
+        raise ConfigError(
+            f"--out/--publish compare run directories; pass the job directories of {args.dirs[0]} "
+            "(e.g. <sweep dir>/*/) instead of the sweep directory"
         )
-        return 2
     if single_sweep:
         sweep = write_summary(args.dirs[0])
     else:

@@ -119,7 +119,7 @@ def plot_summary(sweep: Sweep, out_path: Path, metric: str = PLOT_METRIC) -> Pat
 
 
 def plot_val_curves(sweep: Sweep, out_path: Path) -> Path | None:
-    from resattn.plots import plot_val_curves as plot
+    from resattn.artifacts.run_plots import plot_val_curves as plot
 
     runs = {sweep.label(job): job.path / "csv" / "metrics.csv" for job in sweep.jobs if job.status == "ok"}
     return plot(runs, out_path, title=f"validation curves ({len(runs)} runs)")

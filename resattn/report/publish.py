@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from resattn.atomic import write_text
+from resattn.artifacts.atomic import write_text
 from resattn.report.runs import CURVES_NAME, LOCATION_PREFIXES, PNG_NAME, SEED_KEY, Job, Sweep
 from resattn.report.tables import aggregate_rows, headline, job_rows, md_table
 

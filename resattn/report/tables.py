@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from resattn.metrics import AGGREGATED_METRICS, REPORTED_METRICS
 from resattn.report.runs import PLOT_METRIC, SEED_KEY, STATUSES, Sweep
+from resattn.training.metrics import AGGREGATED_METRICS, REPORTED_METRICS
 
 
 def _fmt(value: Any, metric: str = "") -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
-from resattn.metrics import LOGGED_METRICS
 from resattn.schema.rules import (
     choice,
     integer,
@@ -13,6 +12,7 @@ from resattn.schema.rules import (
     pair,
     spec,
 )
+from resattn.training.metrics import LOGGED_METRICS
 
 # -------------------------------------------------------------------------------------------- optimizer
 
@@ -84,7 +84,7 @@ class OneCycleConfig:
 
 @dataclass
 class PiecewiseConstantConfig:
-    _target_: str = "resattn.schedulers.PiecewiseConstantLR"
+    _target_: str = "resattn.training.schedulers.PiecewiseConstantLR"
     _partial_: bool = True
     milestones: List[int] = field(default_factory=list)
     factors: List[float] = field(default_factory=list)
@@ -98,7 +98,7 @@ class PlateauConfig:
     _partial_: bool = True
     mode: str = spec("max", choice("min", "max"))
     factor: float = spec(0.1, number(gt=0, lt=1))
-    patience: int = spec("${rescale_patience:5}", integer(0))  # epochs of the experiment's length (resattn.scale)
+    patience: int = spec("${rescale_patience:5}", integer(0))  # epochs of the experiment's length (resattn.config.scale)
 
 
 @dataclass

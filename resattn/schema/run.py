@@ -13,14 +13,14 @@ from resattn.schema.rules import (
     integer,
     spec,
 )
-from resattn.tta import TTA_MODES
+from resattn.training.tta import TTA_MODES
 
 # ---------------------------------------------------------------------------------------- scale, top level
 
 
 @dataclass
 class ScaleConfig:
-    """A run's size (``resattn.scale``): ``model.width`` and ``trainer.max_epochs`` refer to it; epoch counts
+    """A run's size (``resattn.config.scale``): ``model.width`` and ``trainer.max_epochs`` refer to it; epoch counts
     written as ``${rescale:...}`` follow ``trainer.max_epochs / reference_epochs``."""
 
     name: str = "full"
@@ -55,7 +55,7 @@ class EvalConfig:
     task_name: str = "eval"
     ckpt_path: Optional[str] = None
     seed: int = spec(42, SEED)
-    tta: str = spec("none", choice(*TTA_MODES))  # test-time augmentation of validation and test (resattn.tta)
+    tta: str = spec("none", choice(*TTA_MODES))  # test-time augmentation of validation and test (resattn.training.tta)
 
 
 @dataclass
@@ -71,7 +71,7 @@ class TrainConfig(EvalConfig):
     logger: Any = None
     scale: Any = None
     task_name: str = "train"
-    epochs: int = spec(60, integer(1))  # the experiment's length: its epoch counts are written for it (resattn.scale)
+    epochs: int = spec(60, integer(1))  # the experiment's length: its epoch counts are written for it (resattn.config.scale)
     resume: Optional[str] = None
     optimized_metric: Optional[str] = None
     channels_last: Any = spec("auto", choice("auto", True, False))

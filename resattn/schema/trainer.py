@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from resattn.metrics import LOGGED_METRICS
 from resattn.schema.rules import (
     PRECISIONS,
     Rule,
@@ -16,6 +15,7 @@ from resattn.schema.rules import (
     number,
     spec,
 )
+from resattn.training.metrics import LOGGED_METRICS
 
 # ---------------------------------------------------------------------------------------------- trainer
 
@@ -36,7 +36,7 @@ class TrainerConfig:
     ddp_timeout: float = spec(300.0, number(gt=0))
     ddp_start_timeout: float = spec(600.0, number(gt=0))
     precision: Any = spec(
-        "auto",  # resattn.precision: bf16-mixed where bf16 is native (CUDA >= 8.0, AMX/AVX512-BF16 CPUs), else 32
+        "auto",  # resattn.training.precision: bf16-mixed where bf16 is native (CUDA >= 8.0, AMX/AVX512-BF16 CPUs), else 32
         Rule(
             lambda v: str(v) in PRECISIONS,
             "one of " + ", ".join(PRECISIONS),

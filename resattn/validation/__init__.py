@@ -5,12 +5,12 @@ line, ``<key>=<value>: <problem>; <what is allowed>`` (:class:`~resattn.errors.R
 
 * :func:`check_config` -- the schema fields' value rules, rules across fields, and that the paths exist
   (data folder, ``ckpt_path``, ``resume`` run);
-* :func:`check_model` -- the model's values alone (``python -m resattn.summary``, no data needed);
+* :func:`check_model` -- the model's values alone (``python -m resattn.model_summary``, no data needed);
 * :func:`check_inputs` -- checkpoint contents: ``ckpt_path`` / the ``resume`` run's ``last.ckpt`` load and
   fit the configured model.
 
 Data arrays (keys, shapes, dtypes, label range) are checked by the data module when it loads them.
-:func:`resattn.preflight.preflight` composes each job's config as Hydra will and runs both before Hydra
+:func:`resattn.config.preflight.preflight` composes each job's config as Hydra will and runs both before Hydra
 creates or rewrites anything in a run directory.
 """
 

@@ -9,8 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from resattn.cifar import CIFAR10_TEST_COUNT, CIFAR10_TRAIN_COUNT
 from resattn.errors import ConfigError
-from resattn.metrics import RESULT_METRICS, TEST_METRICS
 from resattn.schema.model import BLOCK_KEYS
+from resattn.training.metrics import RESULT_METRICS, TEST_METRICS
 from resattn.validation.values import ABSENT, fmt, select
 
 
@@ -82,7 +82,7 @@ def check_schedule(cfg: DictConfig) -> None:
     import torch
     from hydra.utils import instantiate
 
-    from resattn.schedulers import lightning_scheduler
+    from resattn.training.schedulers import lightning_scheduler
 
     optimizer = _built(cfg, "optimizer", lambda: instantiate(cfg.optimizer)(params=[torch.nn.Parameter(torch.zeros(1))]))
     _built(cfg, "scheduler.scheduler", lambda: lightning_scheduler(instantiate(cfg.scheduler), optimizer, total_steps=lambda: 1000))

@@ -11,8 +11,9 @@ from omegaconf import DictConfig, OmegaConf
 def check_model_fits(cfg: DictConfig, ckpt_file: Path | str, key: str, fix: str, finetune: bool = False) -> dict[str, Any]:
     """The checkpoint at ``ckpt_file`` (or a registered weights name) loads and its weights fit the model
     ``cfg.model`` builds; with ``finetune``, a classifier of another shape is allowed (re-initialised). Returns it."""
-    from resattn.checkpoints import CLASSIFIER, check_compatible, load_checkpoint_or_weights, new_classifier
-    from resattn.factory import build_model
+    from resattn.models.network import build_model
+    from resattn.training.checkpoint_files import CLASSIFIER, check_compatible, new_classifier
+    from resattn.weights import load_checkpoint_or_weights
 
     ckpt = load_checkpoint_or_weights(ckpt_file, key=key.split("=", 1)[0])
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
@@ -52,11 +53,12 @@ def check_inputs(cfg: DictConfig, task: str = "train") -> None:
 
 def _check_inputs(cfg: DictConfig, task: str) -> None:
     from resattn import weights
-    from resattn.resume import check_resume_averaging, check_resume_schedule, resume_checkpoint
+    from resattn.cli.resume import check_resume_averaging, check_resume_schedule, resume_checkpoint
+    from resattn.training.checkpoint_files import run_config_of
 
     ckpt = cfg.get("ckpt_path")
     if task == "eval":
-        from resattn.checkpoints import best_checkpoint_of_run, load_checkpoint
+        from resattn.training.checkpoint_files import best_checkpoint_of_run, load_checkpoint
 
         path = Path(str(ckpt)).expanduser()
         if weights.is_weights_name(ckpt):
@@ -71,8 +73,8 @@ def _check_inputs(cfg: DictConfig, task: str) -> None:
             f"resume={run_dir}",
             "a resumed run keeps its model; drop the model override, or start a new run",
         )
-        check_resume_schedule(cfg, stored["hyper_parameters"]["cfg"], run_dir)
-        check_resume_averaging(cfg, stored["hyper_parameters"]["cfg"], run_dir)
+        check_resume_schedule(cfg, run_config_of(stored), run_dir)
+        check_resume_averaging(cfg, run_config_of(stored), run_dir)
     elif ckpt:
         check_model_fits(
             cfg,

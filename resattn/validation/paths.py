@@ -92,6 +92,6 @@ def check_paths(cfg: DictConfig, task: str) -> None:
                 f"resume={resume} ckpt_path={ckpt}: both given; use resume=<run dir> to continue a "
                 "run, or ckpt_path=<file> to start a new run from a checkpoint"
             )
-        from resattn.resume import resume_checkpoint
+        from resattn.cli.resume import resume_checkpoint
 
         resume_checkpoint(Path(str(resume)).expanduser())

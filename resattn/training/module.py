@@ -3,53 +3,91 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torch import nn
+from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from resattn.cifar import CLASS_NAMES
-from resattn.factory import build_model
-from resattn.schedulers import lightning_scheduler
-from resattn.speed import channels_last_enabled, compile_options
-from resattn.tta import tta_logits
+from resattn.training.speed import channels_last_enabled
+from resattn.training.tta import tta_logits
 
 log = logging.getLogger("resattn")
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+# (optimizer, the run's optimizer steps when needed) -> Lightning's ``lr_scheduler`` dict, or None (constant lr)
+SchedulerFactory = Callable[[Optimizer, Callable[[], int]], "dict[str, Any] | None"]
 
 
 def class_names(num_classes: int) -> list[str]:
     return list(CLASS_NAMES) if num_classes == len(CLASS_NAMES) else [f"class_{i}" for i in range(num_classes)]
 
 
+@dataclass(frozen=True)
+class LossSettings:
+    """The training loss: cross-entropy with ``label_smoothing`` plus Keras-semantics L2 ``l2 * sum(W**2)`` on
+    the classifier's kernel (``l2_scope="head"``) or on every conv/linear kernel (``"all"``)."""
+
+    l2: float = 0.0
+    l2_scope: str = "head"
+    label_smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class SpeedSettings:
+    """How the network runs: memory format (``channels_last``: true, false or ``"auto"``, decided against the
+    device and the training ``batch_size``) and ``compile`` (``torch.compile`` arguments; None: eager)."""
+
+    channels_last: bool | str = False
+    batch_size: int = 0
+    compile: Mapping[str, Any] | None = None
+
+
 class ResAttnModule(pl.LightningModule):
     """Cross-entropy classifier with Keras-semantics L2, torchmetrics accuracy and test-time diagnostics.
 
+    The module receives its parts; :func:`resattn.training.build.module_from_config` builds them from a run's config
+    and records that config in the module's hyperparameters (so in every checkpoint:
+    :func:`resattn.training.checkpoint_files.run_config_of`).
+
     Args:
-        cfg: the run's fully resolved config (plain dict). It is stored in every checkpoint, so
-            ``ResAttnModule.load_from_checkpoint`` and ``eval.py`` rebuild the exact model and protocol.
+        net: the network; its ``classifier`` (a linear layer) gives the number of classes.
+        optimizer: ``params -> Optimizer`` (e.g. ``instantiate(cfg.optimizer)``, a partial).
+        scheduler: ``(optimizer, total_steps) -> lr_scheduler dict or None``; None: constant learning rate.
+        loss: the training loss (:class:`LossSettings`).
+        tta: test-time augmentation of validation, test and prediction (:mod:`resattn.training.tta`).
+        speed: memory format and compile (:class:`SpeedSettings`).
         preprocessing: what using the model needs besides its weights (training normalisation mean/std, class
             names, input size, data protocol; :meth:`CIFAR10DataModule.describe_preprocessing`). Taken from the
-            data module when fitting starts and stored with ``cfg`` in every checkpoint's hyperparameters.
+            data module when fitting starts and stored in every checkpoint's hyperparameters.
     """
 
-    def __init__(self, cfg: dict[str, Any], preprocessing: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        loss: LossSettings = LossSettings(),
+        tta: str = "none",
+        speed: SpeedSettings = SpeedSettings(),
+        preprocessing: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.cfg = cfg
-        self.net: nn.Module = build_model(cfg)
-        reg = cfg.get("regularization", {})
-        self.l2 = float(reg.get("l2", 0.0))
-        self.l2_scope = reg.get("l2_scope", "head")
-        self.label_smoothing = float(cfg.get("label_smoothing", 0.0))
-        self.tta: str = cfg.get("tta", "none")  # test-time augmentation of validation and test (resattn.tta)
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.loss_settings = loss
+        self.speed = speed
+        self.tta = tta
         # Resolved against the training device in configure_model (``auto``); plain contiguous until then.
-        self.channels_last = cfg.get("channels_last", False) is True
-        self.num_classes = int(cfg["model"]["num_classes"])
+        self.channels_last = speed.channels_last is True
+        self.num_classes = int(net.classifier.out_features)
         self.class_names = class_names(self.num_classes)
         self.preprocessing: dict[str, Any] | None = None
         self._normalizers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -98,7 +136,9 @@ class ResAttnModule(pl.LightningModule):
         """Raw images (uint8 or float on the 0-255 scale, ``N×C×H×W``) → the network's input, with the stored
         training statistics: ``(x / 255 - mean) / std``, computed exactly as the data module does."""
         if self.preprocessing is None:
-            raise RuntimeError("this module has no preprocessing yet: fit it, or load it with resattn.pipeline.module_from_checkpoint")
+            raise RuntimeError(
+                "this module has no preprocessing yet: fit it, or load it with resattn.training.from_checkpoint.module_from_checkpoint"
+            )
         key = str(x.device)
         if key not in self._normalizers:
             from resattn.data.splits import pool_affine
@@ -111,14 +151,14 @@ class ResAttnModule(pl.LightningModule):
 
     # ----------------------------------------------------------------------------------- model
     def configure_model(self) -> None:
-        batch_size = int(self.cfg.get("data", {}).get("batch_size", 0) or 0)
-        self.channels_last = channels_last_enabled(self.cfg.get("channels_last", False), self.device_type(), batch_size)
+        speed = self.speed
+        self.channels_last = channels_last_enabled(speed.channels_last, self.device_type(), speed.batch_size)
         if self.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        if self.cfg.get("compile") and not self.compiled:
+        if speed.compile is not None and not self.compiled:
             # nn.Module.compile compiles the network's call in place: no wrapper module, so state_dict keys
             # (and checkpoints) are the same with and without compile.
-            self.net.compile(**compile_options(self.cfg))
+            self.net.compile(**speed.compile)
             self.compiled = True
 
     def device_type(self) -> str:
@@ -133,13 +173,14 @@ class ResAttnModule(pl.LightningModule):
 
     def l2_penalty(self) -> torch.Tensor | float:
         """Keras ``kernel_regularizer=l2(c)``: ``c * sum(W**2)`` (no factor 1/2) on the chosen kernels."""
-        if self.l2 == 0.0:
+        l2, scope = self.loss_settings.l2, self.loss_settings.l2_scope
+        if l2 == 0.0:
             return 0.0
-        if self.l2_scope == "head":
+        if scope == "head":
             kernels = [self.net.classifier.weight]
         else:
             kernels = [m.weight for m in self.net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-        return self.l2 * sum(w.pow(2).sum() for w in kernels)
+        return l2 * sum(w.pow(2).sum() for w in kernels)
 
     # ----------------------------------------------------------------------------------- steps
     def _step(self, batch: Any, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -155,7 +196,7 @@ class ResAttnModule(pl.LightningModule):
         return logits, y, F.cross_entropy(logits, y)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        logits, y, ce = self._step(batch, self.label_smoothing)
+        logits, y, ce = self._step(batch, self.loss_settings.label_smoothing)
         loss = ce + self.l2_penalty()
         # Written every trainer.log_every_n_steps steps (the only host sync it adds); train/loss stays the epoch mean.
         self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
@@ -238,12 +279,10 @@ class ResAttnModule(pl.LightningModule):
 
     # ----------------------------------------------------------------------------------- optim
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.cfg["optimizer"])(params=self.net.parameters())
-        scheduler = lightning_scheduler(
-            instantiate(self.cfg.get("scheduler") or {"scheduler": None}),
-            optimizer,
-            total_steps=lambda: self.trainer.estimated_stepping_batches,
-        )
+        optimizer = self.optimizer_factory(self.net.parameters())
+        scheduler = None
+        if self.scheduler_factory is not None:
+            scheduler = self.scheduler_factory(optimizer, lambda: self.trainer.estimated_stepping_batches)
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from rich.console import Console
 from rich.table import Table
 
-from resattn.atomic import write_text
+from resattn.artifacts.atomic import write_text
 
 METRICS_FILE = "metrics.json"
 

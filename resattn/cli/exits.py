@@ -1,13 +1,14 @@
-"""Uniform error reporting for entry points: one line, non-zero exit, traceback only on request."""
+"""The one place that turns exceptions into ``error:`` lines and exit codes (the codes: :mod:`resattn.errors`):
+one line, non-zero exit, traceback only on request (``HYDRA_FULL_ERROR=1``)."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, NoReturn
 
-from resattn.atomic import out_of_space
-from resattn.errors import EXIT_SIGINT, EXIT_USER_ERROR, ConfigError, DiskFull, ResattnError
+from resattn.artifacts.atomic import out_of_space
+from resattn.errors import EXIT_SIGINT, EXIT_USER_ERROR, DiskFull, ResattnError
 
 
 def full_error_requested() -> bool:
@@ -48,20 +49,23 @@ def exit_code(exc: BaseException) -> int:
     return int(getattr(exc, "exit_code", EXIT_USER_ERROR))
 
 
-def parse_options(argv: list[str] | None, defaults: Mapping[str, Any], usage: str, required: Sequence[str]) -> dict[str, Any]:
-    """A small tool's ``key=value`` arguments (``sys.argv[1:]`` when ``argv`` is None) over its ``defaults``; an unknown
-    key or a missing ``required`` one is a one-line :class:`ConfigError` ending in ``usage``."""
-    from omegaconf import OmegaConf
+def print_error(message: str) -> None:
+    """``error: <message>`` on stderr: how every command reports what went wrong."""
+    print(f"error: {message}", file=sys.stderr)
 
-    args = OmegaConf.to_container(OmegaConf.from_dotlist(sys.argv[1:] if argv is None else argv))
-    unknown = set(args) - set(defaults)
-    if unknown:
-        raise ConfigError(f"unknown argument(s) {', '.join(sorted(unknown))}; {usage}")
-    options = {**defaults, **args}
-    for key in required:
-        if options[key] in (None, "", []):
-            raise ConfigError(f"{key} is required; {usage}")
-    return options
+
+def report(exc: BaseException) -> int:
+    """Print the user-facing error behind ``exc`` (else ``exc`` itself) as one ``error:`` line; its exit status."""
+    user_error = find_user_error(exc) or exc
+    print_error(one_line(user_error))
+    return exit_code(user_error)
+
+
+def fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
+    """``error: <message>`` and exit ``code``; a SystemExit, for where exceptions are not reported (Hydra callbacks
+    turn them into warnings)."""
+    print_error(message)
+    raise SystemExit(code)
 
 
 def run_cli(body: Callable[[], int]) -> int:
@@ -76,9 +80,7 @@ def run_cli(body: Callable[[], int]) -> int:
     except (ResattnError, HydraException, OmegaConfBaseException) as exc:
         if full_error_requested():
             raise
-        user_error = find_user_error(exc) or exc
-        print(f"error: {one_line(user_error)}", file=sys.stderr)
-        return exit_code(user_error)
+        return report(exc)
     except SystemExit as exc:
         message = getattr(exc, "user_message", None)  # resattn.callbacks.signals.RunInterrupted
         if message is None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from resattn.attention_maps import mask_branches, render
+from resattn.artifacts.attention_grids import render
 from resattn.errors import ConfigError
+from resattn.models.masks import mask_branches
 
 
 class AttentionMaps(pl.Callback):

@@ -9,9 +9,9 @@ from typing import Any, Callable, Iterator, Sequence
 from omegaconf import DictConfig
 
 from resattn import schema
-from resattn.scale import register_resolvers
+from resattn.config.scale import register_resolvers
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 schema.register()  # the YAML files name their schemas: they must be in the ConfigStore before any compose
 register_resolvers()  # ${rescale:...}: epoch counts fitted to the run's length while the config is composed
 
@@ -67,7 +67,7 @@ def compose_run(run_dir: Path, overrides: Sequence[str] = (), config_name: str =
     """Compose like ``train.py`` does, outside ``@hydra.main``, with ``run_dir`` as the run directory.
 
     Sets the global ``HydraConfig`` (so ``${hydra:...}`` resolves) and ``paths.output_dir``; used by tests and
-    benchmarks that call :func:`resattn.pipeline.train` in-process.
+    benchmarks that call :func:`resattn.training.fit.train` in-process.
     """
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig

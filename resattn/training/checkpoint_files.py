@@ -1,4 +1,4 @@
-"""Loading checkpoints and run directories with precise, one-line errors."""
+"""Checkpoint files: loading them with precise one-line errors, the run config they store, whether they fit a model."""
 
 from __future__ import annotations
 
@@ -13,6 +13,43 @@ from resattn.errors import CheckpointError
 REQUIRED_KEYS = ("state_dict", "hyper_parameters")
 
 
+def run_record(cfg: Mapping[str, Any], preprocessing: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a checkpoint's ``hyper_parameters`` (and a weights file's header) hold: the run's resolved config and
+    the model's preprocessing. Every checkpoint, whichever version wrote it, has this layout."""
+    return {"cfg": cfg, "preprocessing": preprocessing}
+
+
+# Classes a checkpoint may name by a module path they have left: old ``_target_`` prefix -> where they live now.
+MOVED_TARGETS = {"resattn.schedulers.": "resattn.training.schedulers.", "resattn.loggers.": "resattn.artifacts.loggers."}
+
+
+def run_config_of(ckpt: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The resolved run config a checkpoint (or a weights file's checkpoint-shaped dict) stores, with the
+    ``_target_`` of every class that moved since (:data:`MOVED_TARGETS`) renamed in place; None if none."""
+    cfg = (ckpt.get("hyper_parameters") or {}).get("cfg")
+    if cfg is not None:
+        _retarget(cfg)
+    return cfg
+
+
+def _retarget(tree: Any) -> None:
+    if isinstance(tree, dict):
+        target = tree.get("_target_")
+        for old, new in MOVED_TARGETS.items():
+            if isinstance(target, str) and target.startswith(old):
+                tree["_target_"] = new + target.removeprefix(old)
+        for value in tree.values():
+            _retarget(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            _retarget(value)
+
+
+def preprocessing_of(ckpt: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The preprocessing a checkpoint stores (None: written before checkpoints carried it)."""
+    return (ckpt.get("hyper_parameters") or {}).get("preprocessing")
+
+
 def read_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     """A resattn checkpoint file loaded on the CPU and ``None``, or ``None`` and what is wrong with it."""
     try:
@@ -20,7 +57,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     except Exception as exc:  # torch raises many types for corrupt files
         reason = " ".join(str(exc).split())[:80]
         return None, f"unreadable or truncated checkpoint ({type(exc).__name__}: {reason})"
-    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS) or "cfg" not in (ckpt.get("hyper_parameters") or {}):
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS) or run_config_of(ckpt) is None:
         return None, "not a resattn checkpoint (no stored model config)"
     return ckpt, None
 
@@ -52,6 +89,11 @@ def config_differences(stored: Mapping[str, Any] | None, current: Mapping[str, A
     """``key (checkpoint A, now B)`` for every leaf of two config sections that differs."""
     a, b = _flatten(stored or {}, prefix), _flatten(current or {}, prefix)
     return [f"{k} (checkpoint {a.get(k, '<unset>')}, now {b.get(k, '<unset>')})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def state_shapes(module: torch.nn.Module) -> dict[str, torch.Size]:
+    """``{state-dict key: shape}`` of a module: what :func:`check_compatible` compares a checkpoint with."""
+    return {k: v.shape for k, v in module.state_dict().items()}
 
 
 def _shape(size: Any) -> str:
@@ -91,7 +133,7 @@ def check_compatible(
         what = f"{len(missing)} tensor(s) of the configured model are not in the checkpoint (first: {missing[0]})"
     else:
         what = f"{len(unexpected)} checkpoint tensor(s) do not exist in the configured model (first: {unexpected[0]})"
-    stored_model = ((ckpt.get("hyper_parameters") or {}).get("cfg") or {}).get("model")
+    stored_model = (run_config_of(ckpt) or {}).get("model")
     diffs = config_differences(stored_model, model_cfg) if model_cfg is not None else []
     where = f"; config differs at {', '.join(diffs[:3])}" if diffs else ""
     raise CheckpointError(f"{key}: incompatible model: {what}{where}; {fix}")
@@ -106,15 +148,6 @@ def new_classifier(shapes: Mapping[str, Any], ckpt: Mapping[str, Any]) -> bool:
     stored = ckpt.get("state_dict") or {}
     differ = {k for k, v in shapes.items() if k in stored and tuple(getattr(stored[k], "shape", ())) != tuple(v)}
     return bool(differ) and all(k.startswith(CLASSIFIER) for k in differ)
-
-
-def load_checkpoint_or_weights(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
-    """:func:`load_checkpoint`, or a registered weights name's checkpoint-shaped dict (:mod:`resattn.weights`)."""
-    from resattn import weights
-
-    if weights.is_weights_name(path):
-        return weights.as_checkpoint(str(path))[1]
-    return load_checkpoint(path, key)
 
 
 def best_checkpoint_of_run(run_dir: Path) -> Path:

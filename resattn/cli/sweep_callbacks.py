@@ -16,15 +16,16 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from resattn.errors import EXIT_JOBS_FAILED, EXIT_USER_ERROR
-from resattn.metrics import CLASS_METRIC, RESULT_METRICS, TEST_METRICS
+from resattn.cli.exits import fail
+from resattn.errors import EXIT_JOBS_FAILED
+from resattn.training.metrics import CLASS_METRIC, RESULT_METRICS, TEST_METRICS
 
 log = logging.getLogger("resattn.sweep")
 
@@ -39,12 +40,6 @@ def is_rank_zero() -> bool:
     return all(os.environ.get(k, "0") in ("", "0") for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
 
 
-def user_error(message: str) -> NoReturn:
-    """``error: <message>`` and exit 2. SystemExit, because Hydra turns exceptions in callbacks into warnings."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_USER_ERROR)
-
-
 def check_optimized_metric(cfg: DictConfig) -> None:
     """``optimized_metric`` must name a numeric metric the training task produces."""
     name = cfg.get("optimized_metric")
@@ -56,7 +51,7 @@ def check_optimized_metric(cfg: DictConfig) -> None:
             log.warning("optimized_metric=%s selects hyperparameters on the test set; val/acc_best avoids that", name)
         return
     hint = "" if cfg.get("test", True) else " (test=false: no test/* metrics)"
-    user_error(
+    fail(
         f"optimized_metric={name!r} is not a metric of this task{hint}; "
         f"available: {', '.join(known)}{', test/acc_<class>' if cfg.get('test', True) else ''}"
     )
@@ -92,7 +87,7 @@ def check_optuna_storage(config: DictConfig) -> None:
     except PackageNotFoundError:
         return
     if optuna_major < 3 and sqlalchemy_major >= 2:
-        user_error(
+        fail(
             f"hydra.sweeper.storage needs SQLAlchemy < 2 with optuna {version('optuna')} "
             f"(installed: SQLAlchemy {version('sqlalchemy')}); pip install 'sqlalchemy>=1.4,<2', "
             "or drop the storage for an in-memory study"
@@ -107,7 +102,7 @@ class SweepChecks(Callback):
         launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
         if ddp_relaunches_script(config.get("trainer")) and ("joblib" in launcher or "LocalLauncher" in launcher):
             name = "joblib" if "joblib" in launcher else "submitit_local"
-            user_error(
+            fail(
                 f"trainer.strategy={config.trainer.strategy} with several devices re-launches train.py for "
                 f"each rank, which hydra/launcher={name} workers cannot do; run DDP sweeps with the default "
                 "launcher (jobs in sequence) or hydra/launcher=submitit_slurm (tasks_per_node=devices)"
@@ -128,7 +123,7 @@ class ResolvedConfig(Callback):
         subdir = config.hydra.output_subdir
         if subdir is None or not is_rank_zero():
             return
-        from resattn.atomic import write_bytes
+        from resattn.artifacts.atomic import write_bytes
 
         task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
         path = Path(config.hydra.runtime.output_dir) / str(subdir) / "config.yaml"
@@ -278,5 +273,4 @@ class SweepSummary(Callback):
             bad = [job for job in sweep.jobs if job.status != "ok"]
         if self.fail_on_error and (bad is None or bad):
             what = "summary failed" if bad is None else f"{len(bad)} of {len(sweep.jobs)} jobs failed or are missing"
-            print(f"error: sweep {sweep_dir}: {what} (see {MD_NAME})", file=sys.stderr)
-            raise SystemExit(EXIT_JOBS_FAILED)
+            fail(f"sweep {sweep_dir}: {what} (see {MD_NAME})", EXIT_JOBS_FAILED)

@@ -11,11 +11,11 @@ from typing import Any, Callable
 import hydra
 from omegaconf import DictConfig
 
-from resattn.cli import exit_code, find_user_error, full_error_requested, one_line, run_cli
-from resattn.config import CONF_DIR, compose_for_run, hydra_session
+from resattn.cli.exits import find_user_error, full_error_requested, one_line, report, run_cli
+from resattn.cli.resume import expand_resume_args, find_resume_dir, keep_run_dir_on_failure
+from resattn.config.compose import CONF_DIR, compose_for_run, hydra_session
+from resattn.config.preflight import MULTIRUN_FLAGS, preflight
 from resattn.errors import ConfigError
-from resattn.preflight import MULTIRUN_FLAGS, preflight
-from resattn.resume import expand_resume_args, find_resume_dir, keep_run_dir_on_failure
 
 
 def optimized_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
@@ -38,7 +38,7 @@ def _in_multirun() -> bool:
 
 def _record_failure(cfg: DictConfig, exc: BaseException) -> None:
     """A failed sweep job leaves ``metrics.json`` with ``status=failed`` so the sweep summary keeps its row."""
-    from resattn.results import write_metrics
+    from resattn.artifacts.results import write_metrics
 
     cause = find_user_error(exc) or exc
     write_metrics(Path(cfg.paths.output_dir), {"status": "failed", "error": f"{type(cause).__name__}: {one_line(cause)}"})
@@ -53,32 +53,31 @@ def _run(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> float
             logging.getLogger("resattn").error("job failed: %s: %s", type(exc).__name__, exc)
             _record_failure(cfg, exc)
             return float("nan")
-        user_error = find_user_error(exc)
-        if user_error is not None and not full_error_requested():
-            print(f"error: {one_line(user_error)}", file=sys.stderr)
-            sys.exit(exit_code(user_error))
+        if find_user_error(exc) is not None and not full_error_requested():
+            sys.exit(report(exc))  # @hydra.main would print the traceback
         raise
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def _train(cfg: DictConfig) -> float | None:
-    from resattn.pipeline import train
+    from resattn.training.fit import train
 
     return _run(train, cfg)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="eval")
 def _evaluate(cfg: DictConfig) -> float | None:
-    from resattn.pipeline import evaluate
+    from resattn.training.evaluate import evaluate
 
     return _run(evaluate, cfg)
 
 
 def _task(config_name: str) -> Callable[[DictConfig], float | None]:
     def task(cfg: DictConfig) -> float | None:
-        from resattn import pipeline
+        from resattn.training.evaluate import evaluate
+        from resattn.training.fit import train
 
-        return _run(pipeline.train if config_name == "train" else pipeline.evaluate, cfg)
+        return _run(train if config_name == "train" else evaluate, cfg)
 
     return task
 
@@ -133,7 +132,7 @@ def _sweeps(args: list[str]) -> bool:
 
 def _main(config_name: str, args: list[str], hydra_main: Callable[[], Any]) -> None:
     """One run through :func:`run_single`; Hydra's own commands (``--cfg``, ``--info`` ...) and multiruns through
-    ``@hydra.main`` (a multirun's jobs are each composed and checked first, see :mod:`resattn.preflight`)."""
+    ``@hydra.main`` (a multirun's jobs are each composed and checked first, see :mod:`resattn.config.preflight`)."""
     sys.argv = [sys.argv[0], *args]
     if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in args):
         hydra_main()

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Mapping
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from resattn.results import to_number
+from resattn.artifacts.results import to_number
 
 # Final metrics shown in the HParams view, logged as ``hp/<name>`` (the run's own ``test/acc`` etc. scalars stay
 # as they are; the copies only carry the view's columns).

@@ -17,7 +17,7 @@ from typing import Sequence
 
 from omegaconf import OmegaConf
 
-from resattn.config import compose
+from resattn.config.compose import compose
 from resattn.validation import check_inputs, check_run
 
 MULTIRUN_FLAGS = ("-m", "--multirun")

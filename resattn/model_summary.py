@@ -1,4 +1,4 @@
-"""Keras-style model summary: ``python -m resattn.summary [hydra overrides]``.
+"""Keras-style model summary: ``python -m resattn.model_summary [hydra overrides]``.
 
 Counts follow Keras: batch-norm moving mean/variance are *non-trainable parameters*.
 """
@@ -77,9 +77,9 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> s
 
 def main(argv: list[str] | None = None) -> int:
     """Compose the training config with the given overrides and print the model summary."""
-    from resattn.cli import run_cli
-    from resattn.config import compose
-    from resattn.factory import build_model
+    from resattn.cli.exits import run_cli
+    from resattn.config.compose import compose
+    from resattn.models.network import build_model
     from resattn.validation import check_model
 
     def body() -> int:

@@ -10,7 +10,7 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 
-from resattn.atomic import write_bytes
+from resattn.artifacts.atomic import write_bytes
 from resattn.errors import CheckpointError
 
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
@@ -55,7 +55,7 @@ def resume_checkpoint(run_dir: Path) -> Path:
             f"resume={run_dir}: no valid checkpoint to resume from: {LAST_CKPT}: {problem}, {also}; start a new run; "
             "this one is left untouched"
         )
-    from resattn.hydra_callbacks import is_rank_zero
+    from resattn.cli.sweep_callbacks import is_rank_zero
 
     if (ckpt, valid) not in _WARNED and is_rank_zero():  # DDP ranks > 0 check the same files
         _WARNED.add((ckpt, valid))
@@ -69,7 +69,7 @@ _WARNED: set[tuple[Path, Path]] = set()
 
 def _damage(path: Path) -> str | None:
     """What is wrong with the checkpoint file ``path`` (``None``: it loads and is a resattn checkpoint)."""
-    from resattn.checkpoints import read_checkpoint
+    from resattn.training.checkpoint_files import read_checkpoint
 
     st = path.stat()
     key = (path.resolve(), st.st_size, st.st_mtime_ns)
@@ -199,7 +199,7 @@ RUN_LENGTH_KEYS = (
     "trainer.max_epochs", "trainer.max_steps", "trainer.limit_train_batches", "trainer.accumulate_grad_batches",
     "trainer.devices", "trainer.num_nodes", "data.train_size", "data.batch_size",
 )  # fmt: skip
-# Scheduler arguments left null to be fitted to the run's length (resattn.schedulers.lightning_scheduler).
+# Scheduler arguments left null to be fitted to the run's length (resattn.training.schedulers.lightning_scheduler).
 AUTO_LENGTH_KEYS = ("T_max", "total_steps")
 
 
