@@ -15,6 +15,7 @@ from resattn.cli import exit_code, find_user_error, full_error_requested, one_li
 from resattn.config import CONF_DIR, compose_for_run, hydra_session
 from resattn.errors import ConfigError
 from resattn.preflight import MULTIRUN_FLAGS, preflight
+from resattn.renames import renamed_overrides
 from resattn.resume import expand_resume_args, find_resume_dir, keep_run_dir_on_failure
 
 
@@ -133,7 +134,9 @@ def _sweeps(args: list[str]) -> bool:
 
 def _main(config_name: str, args: list[str], hydra_main: Callable[[], Any]) -> None:
     """One run through :func:`run_single`; Hydra's own commands (``--cfg``, ``--info`` ...) and multiruns through
-    ``@hydra.main`` (a multirun's jobs are each composed and checked first, see :mod:`resattn.preflight`)."""
+    ``@hydra.main`` (a multirun's jobs are each composed and checked first, see :mod:`resattn.preflight`). Old
+    names (:mod:`resattn.renames`) run under their new ones."""
+    args = renamed_overrides(args)
     sys.argv = [sys.argv[0], *args]
     if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in args):
         hydra_main()
