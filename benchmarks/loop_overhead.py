@@ -43,7 +43,7 @@ Floor: ``ratio >= 0.95`` (``--strict`` exits 1 below it).  ``--profile`` runs on
 cProfile instead and prints where the time goes.
 
     python benchmarks/loop_overhead.py [--mode paired|runs] [--width 8] [--batch-size 16] [--steps 120]
-        [--reps 3] [--threads 1] [--device cpu|cuda] [--experiment seed_regularized] [--profile] [--strict]
+        [--reps 3] [--threads 1] [--device cpu|cuda] [--experiment original_regularized] [--profile] [--strict]
         [hydra overrides for both sides ...]
 """
 
@@ -396,8 +396,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--mode", choices=("paired", "runs"), default="paired", help="interleave step by step or run by run")
     p.add_argument(
         "--experiment",
-        default="seed_regularized",
-        help="conf/experiment entry (default seed_regularized: Adam, step schedule, Keras augmentation, dropout, head L2)",
+        default="original_regularized",
+        help="conf/experiment entry (default original_regularized: Adam, step schedule, Keras augmentation, dropout, head L2)",
     )
     p.add_argument("--width", type=int, default=8, help="model.width of attention56_mini")
     p.add_argument("--batch-size", type=int, default=16)

@@ -80,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     from resattn.cli.exits import run_cli
     from resattn.config.compose import compose
     from resattn.models.network import build_model
+    from resattn.config.renames import renamed_overrides
     from resattn.validation import check_model
 
     def body() -> int:
-        cfg = compose("train", sys.argv[1:] if argv is None else argv)
+        cfg = compose("train", renamed_overrides(sys.argv[1:] if argv is None else argv))
         check_model(cfg)
         model = build_model(cfg)
         print(summarize(model, (cfg.model.in_channels, cfg.model.input_size, cfg.model.input_size)))

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 import torch
 
 from resattn.errors import CheckpointError
+from resattn.config.renames import renamed_stored
 from resattn.training.checkpoint_files import load_checkpoint, run_record
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -145,7 +146,7 @@ def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             f"{path}: not a resattn weights file ({type(exc).__name__}); write one with python -m resattn.export format=safetensors"
         ) from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    return state, header
+    return state, renamed_stored(header)
 
 
 def as_checkpoint(name: str) -> tuple[Path, dict[str, Any]]:

@@ -174,7 +174,7 @@ def test_corrupt_labels_changes_exactly_round_p_n_to_other_classes() -> None:
     assert labels.tolist() == (np.arange(1001) % 10).tolist()  # input untouched
 
 
-@pytest.mark.parametrize("val_source", ["holdout", "seed_overlap"])
+@pytest.mark.parametrize("val_source", ["holdout", "original_overlap"])
 def test_label_noise_touches_only_the_training_pool(tmp_path: Path, caplog: pytest.LogCaptureFixture, val_source: str) -> None:
     overrides = [*TINY, f"data.val_source={val_source}"]
     clean = build_datamodule(compose_cfg(tmp_path / "clean", overrides))

@@ -316,7 +316,7 @@ def test_augment_configs_instantiate():
     assert (keras.rotation, keras.width_shift, keras.height_shift, keras.zoom) == (20.0, 0.2, 0.2, (0.8, 1.2))
     assert keras.horizontal_flip and keras.interpolation == "bilinear" and keras.fill_mode == "nearest"
     assert keras.center == "keras_1_1"
-    assert group("keras").center == instantiate(compose("train", ["experiment=seed_adam_base"]).augment).center
+    assert group("keras").center == instantiate(compose("train", ["experiment=original_adam_base"]).augment).center
     standard = group("standard")
     assert isinstance(standard, StandardAugment) and standard.padding == 4 and standard.horizontal_flip
     assert isinstance(group("none"), NoAugment)

@@ -54,7 +54,7 @@ CASES = [
     Case(
         "enum_val_source",
         (*T, "data.val_source=leaky", *NEW),
-        ("data.val_source='leaky': not supported; expected one of holdout, seed_overlap",),
+        ("data.val_source='leaky': not supported; expected one of holdout, original_overlap",),
     ),
     Case(
         "optimized_metric",

@@ -14,7 +14,7 @@ from tests.conftest import TINY, run_script
 
 # scale=cpu shrinks both experiments to 2 epochs of the generated data set.
 COMMON = [*[a for a in TINY if not a.startswith("trainer.max_epochs")], "scale=cpu", "scale.max_epochs=2", "scale.width=4", "test=true"]
-EXPERIMENTS = ("seed_sgd_base", "seed_adam_base")
+EXPERIMENTS = ("original_sgd_base", "original_adam_base")
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -157,8 +157,8 @@ def test_holdout_split_is_disjoint_and_logged(tmp_path, caplog):
         assert np.array_equal(dm.train_x.permute(0, 2, 3, 1).numpy(), npz["x_train"][:40])
 
 
-def test_seed_overlap_shares_exactly_val_size_images_and_warns(tmp_path, caplog):
-    dm = small_dm(write_npz(tmp_path), val_source="seed_overlap")
+def test_original_overlap_shares_exactly_val_size_images_and_warns(tmp_path, caplog):
+    dm = small_dm(write_npz(tmp_path), val_source="original_overlap")
     with caplog.at_level(logging.INFO, logger=LOG_NAME):
         dm.setup()
     assert len(hashes(dm.train_x) & hashes(dm.val_x)) == 10
@@ -186,8 +186,8 @@ def test_test_size_caps_the_test_set(tmp_path):
     assert len(dm.test_x) == 7 and len(dm.test_dataloader()) == 2
 
 
-def test_seed_normalization_uses_each_splits_own_statistics(tmp_path):
-    dm = small_dm(write_npz(tmp_path), normalization="seed")
+def test_original_normalization_uses_each_splits_own_statistics(tmp_path):
+    dm = small_dm(write_npz(tmp_path), normalization="original")
     dm.setup()
     for split in ("train", "val", "test"):
         x = getattr(dm, f"{split}_x")
@@ -537,7 +537,7 @@ def test_sizes_too_large_for_the_file(tmp_path):
     with pytest.raises(DataError, match=r"data.train_size=40 \+ data.val_size=30 exceeds the 60 training images"):
         small_dm(root, val_size=30).setup()
     with pytest.raises(DataError, match="data.train_size=70 exceeds the 60 training images"):
-        small_dm(root, train_size=70, val_source="seed_overlap").setup()
+        small_dm(root, train_size=70, val_source="original_overlap").setup()
     with pytest.raises(DataError, match="data.test_size=25 exceeds the 20 test images"):
         small_dm(root, test_size=25).setup()
 
@@ -546,8 +546,8 @@ def test_sizes_too_large_for_the_file(tmp_path):
     "overrides, message",
     [
         (["data.source=web"], "data.source='web': not supported; expected one of auto, npz, torchvision, synthetic"),
-        (["data.val_source=random"], "data.val_source='random': not supported; expected one of holdout, seed_overlap"),
-        (["data.normalization=batch"], "data.normalization='batch': not supported; expected one of pool, seed"),
+        (["data.val_source=random"], "data.val_source='random': not supported; expected one of holdout, original_overlap"),
+        (["data.normalization=batch"], "data.normalization='batch': not supported; expected one of pool, original"),
         (["data.device_resident=maybe"], "data.device_resident='maybe': not supported; expected one of auto, True, False"),
         (["data.train_size=0"], "data.train_size=0: out of range; expected an integer >= 1"),
         (["data.val_size=-5"], "data.val_size=-5: out of range; expected an integer >= 1"),
@@ -557,13 +557,13 @@ def test_sizes_too_large_for_the_file(tmp_path):
         (["data.seed=null"], "data.seed=None: missing value; expected an integer in [0, 4294967295]"),
         (["data=cifar10", "data.train_size=46000"], "data.train_size=46000 + data.val_size=5000: out of range"),
         (
-            ["data=cifar10", "data.train_size=50001", "data.val_source=seed_overlap"],
+            ["data=cifar10", "data.train_size=50001", "data.val_source=original_overlap"],
             "data.train_size=50001: out of range; CIFAR-10 has 50000 training images",
         ),
         (["data=cifar10", "data.test_size=10001"], "data.test_size=10001: out of range; CIFAR-10 has 10000 test images"),
         (
-            ["data.val_size=600", "data.train_size=500", "data.val_source=seed_overlap"],
-            "data.val_size=600: out of range; with data.val_source=seed_overlap it must be <= data.train_size=500",
+            ["data.val_size=600", "data.train_size=500", "data.val_source=original_overlap"],
+            "data.val_size=600: out of range; with data.val_source=original_overlap it must be <= data.train_size=500",
         ),
         (["data.batch_size=600", "data.train_size=500"], "data.batch_size=600: out of range; expected <= data.train_size=500"),
     ],

@@ -62,9 +62,9 @@ def build(variant: str = "attention56_mini", regularization: str = "none", *, me
 
 
 def test_field_assignment_equals_cli_override():
-    overrides = ["model=attention56", "regularization=seed", "model.width=4", "model.attention=nal", "model.trunk_depth=2"]
+    overrides = ["model=attention56", "regularization=original", "model.width=4", "model.attention=nal", "model.trunk_depth=2"]
     via_cli = OmegaConf.to_container(compose("train", overrides).model, resolve=True)
-    via_fields = OmegaConf.to_container(model_cfg("attention56", "seed", width=4, attention="nal", trunk_depth=2).model, resolve=True)
+    via_fields = OmegaConf.to_container(model_cfg("attention56", "original", width=4, attention="nal", trunk_depth=2).model, resolve=True)
     assert via_cli == via_fields
 
 
@@ -158,12 +158,12 @@ def test_formula_reproduces_the_authors_attention56_summary():
 
 
 @pytest.mark.parametrize("width", [32, 16])
-@pytest.mark.parametrize("regularization", ["none", "seed"])
+@pytest.mark.parametrize("regularization", ["none", "original"])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_param_counts_match_notes_formula(variant, regularization, width):
     model = build(variant, regularization, meta=True, width=width)
     counts = count_params(model)
-    total, frozen = _notes_count(variant, width, head_bn=regularization == "seed")
+    total, frozen = _notes_count(variant, width, head_bn=regularization == "original")
     assert (counts.total, counts.non_trainable, counts.trainable) == (total, frozen, total - frozen)
 
 
@@ -183,20 +183,20 @@ def test_attention56_full_width_count_is_the_authors():
     ],
 )
 def test_param_counts_match_notes_formula_other_options(variant, attention, trunk_depth, num_classes):
-    model = build(variant, "seed", meta=True, width=16, attention=attention, trunk_depth=trunk_depth, num_classes=num_classes)
+    model = build(variant, "original", meta=True, width=16, attention=attention, trunk_depth=trunk_depth, num_classes=num_classes)
     counts = count_params(model)
     assert (counts.total, counts.non_trainable) == _notes_count(variant, 16, True, attention, trunk_depth, num_classes)
 
 
-def test_seed_regularization_adds_exactly_one_head_bn():
+def test_original_regularization_adds_exactly_one_head_bn():
     for variant in ("attention56_mini", "attention56"):
         base = count_params(build(variant, "none", meta=True, width=16))
-        reg = count_params(build(variant, "seed", meta=True, width=16))
+        reg = count_params(build(variant, "original", meta=True, width=16))
         final_c = {"attention56_mini": 16 * 16, "attention56": 32 * 16}[variant]
         assert (reg.total - base.total, reg.non_trainable - base.non_trainable) == _bn(final_c)
-    # the mini-paper variant has the BN as part of its architecture: the seed regularization adds none
+    # the mini-paper variant has the BN as part of its architecture: the original regularization adds none
     assert count_params(build("attention56_mini_paper", "none", meta=True)) == count_params(
-        build("attention56_mini_paper", "seed", meta=True)
+        build("attention56_mini_paper", "original", meta=True)
     )
 
 
@@ -229,7 +229,7 @@ def test_forward_backward_all_variants(variant, attention, trunk_depth):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_num_classes(variant):
-    model = build(variant, "seed", width=4, num_classes=7)
+    model = build(variant, "original", width=4, num_classes=7)
     _check_forward_backward(model, 7)
     model.eval()  # dropout off: deterministic
     x = torch.randn(3, 3, 32, 32)
@@ -402,7 +402,7 @@ def _convs_and_denses(model):
 
 
 def test_keras_init():
-    model = build(width=8, init="keras", regularization="seed")
+    model = build(width=8, init="keras", regularization="original")
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert bns and all(m.eps == 1e-3 and m.momentum == 0.01 for m in bns)
     layers = _convs_and_denses(model)
@@ -423,7 +423,7 @@ def test_keras_init():
 
 
 def test_torch_init():
-    model = build(width=8, init="torch", regularization="seed")
+    model = build(width=8, init="torch", regularization="original")
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert bns and all(m.eps == 1e-5 and m.momentum == 0.1 for m in bns)
     layers = _convs_and_denses(model)

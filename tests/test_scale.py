@@ -48,37 +48,37 @@ def test_cpu_scale_shrinks_model_and_length_keeps_data(experiment: str) -> None:
 
 
 def test_cpu_scale_of_the_study_schedule() -> None:
-    cfg = compose("train", ["experiment=seed_adam_base", "scale=cpu"])
+    cfg = compose("train", ["experiment=original_adam_base", "scale=cpu"])
     # 60 -> 24 epochs: milestones 21, 51 -> 8.4, 20.4; patience 15 -> 6
     assert (cfg.trainer.max_epochs, list(cfg.scheduler.scheduler.milestones)) == (24, [8, 20])
     assert cfg.callbacks.early_stopping.patience == 6
 
 
 def test_full_scale_changes_nothing_whatever_the_length() -> None:
-    cfg = compose("train", ["experiment=seed_adam_base"])
+    cfg = compose("train", ["experiment=original_adam_base"])
     assert (cfg.trainer.max_epochs, list(cfg.scheduler.scheduler.milestones), cfg.callbacks.early_stopping.patience) == (60, [21, 51], 15)
     assert describe(cfg) == "scale: full (as configured)" and changes(cfg) == []
     for length in ("trainer.max_epochs=80", "scale.max_epochs=80"):  # a longer run keeps its step schedule (resume)
-        longer = compose("train", ["experiment=seed_adam_base", length])
+        longer = compose("train", ["experiment=original_adam_base", length])
         assert (longer.trainer.max_epochs, list(longer.scheduler.scheduler.milestones)) == (80, [21, 51])
 
 
 @pytest.mark.parametrize("length", ["scale.max_epochs=30", "trainer.max_epochs=30"])
 def test_cpu_scale_length_from_either_key_and_per_experiment_sizes(length: str) -> None:
-    cfg = compose("train", ["experiment=seed_adam_base", "scale=cpu", length])
+    cfg = compose("train", ["experiment=original_adam_base", "scale=cpu", length])
     assert cfg.trainer.max_epochs == 30 and list(cfg.scheduler.scheduler.milestones) == [11, 26]  # 10.5, 25.5
-    big = compose("train", ["experiment=seed_attention56", "scale=cpu"])
-    assert big.trainer.max_epochs == big.scale.epochs_by_task.seed_attention56
+    big = compose("train", ["experiment=original_attention56", "scale=cpu"])
+    assert big.trainer.max_epochs == big.scale.epochs_by_task.original_attention56
     # milestones [21, 41, 61, 81] squeezed into a few epochs stay strictly increasing
     milestones = list(big.scheduler.scheduler.milestones)
     assert milestones == sorted(set(milestones)) and len(milestones) == 4
 
 
 def test_what_the_user_sets_is_what_runs_and_the_experiment_length_is_epochs() -> None:
-    cfg = compose("train", ["experiment=seed_adam_base", "scale=cpu", "model.width=16", "scheduler.scheduler.milestones=[5,9]"])
+    cfg = compose("train", ["experiment=original_adam_base", "scale=cpu", "model.width=16", "scheduler.scheduler.milestones=[5,9]"])
     assert cfg.model.width == 16 and list(cfg.scheduler.scheduler.milestones) == [5, 9]  # never replaced
     assert "model.width" not in describe(cfg) and "milestones" not in describe(cfg)
-    cfg = compose("train", ["experiment=seed_adam_base", "scale=cpu", "epochs=120"])  # milestones written for 120
+    cfg = compose("train", ["experiment=original_adam_base", "scale=cpu", "epochs=120"])  # milestones written for 120
     assert cfg.trainer.max_epochs == 24 and list(cfg.scheduler.scheduler.milestones) == [4, 10]
 
 
@@ -92,7 +92,7 @@ def test_plateau_patience_is_rescaled() -> None:
 
 
 def test_cpu_scale_floors_the_rescaled_patience_of_attention56() -> None:
-    cfg = compose("train", ["experiment=seed_attention56", "scale=cpu"])
+    cfg = compose("train", ["experiment=original_attention56", "scale=cpu"])
     # 100 -> 14 epochs: milestones 21/41/61/81 -> 2.94/5.74/8.54/11.34; patience 1.4
     assert cfg.trainer.max_epochs == 14 and list(cfg.scheduler.scheduler.milestones) == [3, 6, 9, 11]
     assert cfg.callbacks.early_stopping.patience == 3  # not 1: one noisy validation epoch would end the run
@@ -103,13 +103,13 @@ def test_cpu_scale_floors_the_rescaled_patience_of_attention56() -> None:
 
 
 def test_min_patience_is_overridable_and_checked() -> None:
-    cfg = compose("train", ["experiment=seed_attention56", "scale=cpu", "scale.min_patience=1"])
+    cfg = compose("train", ["experiment=original_attention56", "scale=cpu", "scale.min_patience=1"])
     # plain rescaling: 10 of 100 -> 1 of 14
     assert cfg.callbacks.early_stopping.patience == 1 and "callbacks.early_stopping.patience 10 -> 1" in changes(cfg)
-    cfg = compose("train", ["experiment=seed_attention56", "scale=cpu", "scale.min_patience=5"])
+    cfg = compose("train", ["experiment=original_attention56", "scale=cpu", "scale.min_patience=5"])
     assert cfg.callbacks.early_stopping.patience == 5
     for bad in ("0", "-2"):
-        cfg = compose("train", ["experiment=seed_attention56", "scale=cpu", f"scale.min_patience={bad}"])
+        cfg = compose("train", ["experiment=original_attention56", "scale=cpu", f"scale.min_patience={bad}"])
         with pytest.raises(ConfigError, match=f"scale.min_patience={bad}: out of range; expected an integer >= 1"):
             check_values(cfg)
     with pytest.raises(ConfigError, match="scale.min_patience=2.5: wrong type"):
@@ -117,22 +117,22 @@ def test_min_patience_is_overridable_and_checked() -> None:
 
 
 def test_min_patience_never_raises_a_patience_above_its_own_value() -> None:
-    overrides = ["experiment=seed_adam_base", "scale=cpu", "scheduler=plateau"]
+    overrides = ["experiment=original_adam_base", "scale=cpu", "scheduler=plateau"]
     # 60 -> 24 epochs: 2 -> 0.8 -> 1, floored at 3, capped at 2
     cfg = compose("train", [*overrides, "callbacks.early_stopping.patience=${rescale_patience:2}", "scheduler.scheduler.patience=2"])
     assert cfg.callbacks.early_stopping.patience == 2 and cfg.scheduler.scheduler.patience == 2
     assert not [c for c in changes(cfg) if "patience" in c]  # unchanged values are not reported
-    cfg = compose("train", ["experiment=seed_adam_base", "scale=cpu", "callbacks.early_stopping.patience=${rescale_patience:0}"])
+    cfg = compose("train", ["experiment=original_adam_base", "scale=cpu", "callbacks.early_stopping.patience=${rescale_patience:0}"])
     assert cfg.callbacks.early_stopping.patience == 0
 
 
 def test_cpu_scale_through_train_py_prints_scale_and_plan_and_stores_scaled_config(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    # seed_adam_base at CPU scale on generated data: width 8, 60 -> 2 epochs, milestones and patience follow.
+    # original_adam_base at CPU scale on generated data: width 8, 60 -> 2 epochs, milestones and patience follow.
     small = [a for a in TINY if not a.startswith(("model.width", "trainer.max_epochs"))]
     result = run_script(
         "train.py",
-        "experiment=seed_adam_base",
+        "experiment=original_adam_base",
         "scale=cpu",
         *small,
         "scale.max_epochs=2",
@@ -151,7 +151,7 @@ def test_cpu_scale_through_train_py_prints_scale_and_plan_and_stores_scaled_conf
     saved = OmegaConf.load(run / ".hydra" / "config.yaml")  # resolved: the numbers that ran
     assert (saved.model.width, saved.trainer.max_epochs, list(saved.scheduler.scheduler.milestones)) == (8, 2, [1, 2])
     metrics = json.loads((run / "metrics.json").read_text())
-    assert (metrics["task"], metrics["scale"], metrics["epochs"]) == ("seed_adam_base", "cpu", 2)
+    assert (metrics["task"], metrics["scale"], metrics["epochs"]) == ("original_adam_base", "cpu", 2)
 
 
 def test_what_is_set_under_a_scale_is_what_runs_prints_and_is_recorded(tmp_path: Path) -> None:

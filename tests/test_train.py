@@ -16,7 +16,7 @@ from resattn.training.fit import train
 from tests.conftest import TINY, compose_cfg, run_script
 from tests.helpers import assert_same_weights, run_checkpoint, run_state
 
-EXPERIMENTS = ["seed_sgd_base", "seed_adam_base", "seed_regularized", "seed_mini_paper", "seed_attention56", "improved"]
+EXPERIMENTS = ["original_sgd_base", "original_adam_base", "original_regularized", "original_mini_paper", "original_attention56", "improved"]
 SMALL_DATA = ["data.train_size=64", "data.val_size=32", "data.test_size=32", "data.batch_size=16"]
 
 
@@ -47,22 +47,22 @@ def test_paper_presets_hold_the_papers_recipe_and_run(tmp_path: Path, experiment
 
 
 def test_seed_experiments_reproduce_notes_hyperparameters(tmp_path: Path) -> None:
-    sgd = compose_cfg(tmp_path, ["experiment=seed_sgd_base"])
+    sgd = compose_cfg(tmp_path, ["experiment=original_sgd_base"])
     assert sgd.optimizer._target_ == "torch.optim.SGD" and sgd.optimizer.nesterov and sgd.optimizer.momentum == 0.9
     assert sgd.optimizer.lr == 1e-4 and sgd.data.batch_size == 128 and sgd.trainer.max_epochs == 60
     assert sgd.callbacks.early_stopping.patience == 15 and sgd.callbacks.early_stopping.monitor == "val/acc"
     assert sgd.augment._target_.endswith("KerasAugment") and sgd.data.train_size == 30000
-    reg = compose_cfg(tmp_path, ["experiment=seed_regularized"])
+    reg = compose_cfg(tmp_path, ["experiment=original_regularized"])
     assert reg.optimizer._target_ == "torch.optim.Adam"
     assert (reg.regularization.head_norm, reg.regularization.dropout, reg.regularization.l2) == (True, 0.4, 0.01)
-    paper = compose_cfg(tmp_path, ["experiment=seed_mini_paper"])
+    paper = compose_cfg(tmp_path, ["experiment=original_mini_paper"])
     assert paper.data.batch_size == 64 and paper.trainer.max_epochs == 80 and paper.model.stem_norm is False
-    a56 = compose_cfg(tmp_path, ["experiment=seed_attention56"])
+    a56 = compose_cfg(tmp_path, ["experiment=original_attention56"])
     assert a56.data.train_size == 45000 and a56.callbacks.early_stopping.patience == 10
 
 
-def test_seed_step_schedule_matches_notes(tmp_path: Path) -> None:
-    cfg = compose_cfg(tmp_path, ["scheduler=seed_step", "optimizer=adam", "optimizer.lr=1e-4", "model.width=4"])
+def test_original_step_schedule_matches_notes(tmp_path: Path) -> None:
+    cfg = compose_cfg(tmp_path, ["scheduler=original_step", "optimizer=adam", "optimizer.lr=1e-4", "model.width=4"])
     module = module_from_config(cfg)
     optim = module.configure_optimizers()
     opt, sched = optim["optimizer"], optim["lr_scheduler"]["scheduler"]

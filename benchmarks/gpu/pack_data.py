@@ -1,6 +1,6 @@
 """Pack the CIFAR-10 images a GPU run needs into two lossless chunks that each fit one device transfer.
 
-A run of the 30k-pool experiments (``seed_adam_base``, ``improved``) reads only
+A run of the 30k-pool experiments (``original_adam_base``, ``improved``) reads only
 
 * the training pool: training images ``0 .. train_size-1`` (30,000),
 * the holdout validation set: the last ``val_size`` training images (45,000 .. 49,999),
@@ -18,7 +18,7 @@ file, of every decoded block and of the final arrays.
 data.val_source=holdout`` the data module then selects exactly the images it selects from the full
 50,000 (pool = the first ``train_size``, validation = the last ``val_size``), with the same pool
 statistics and the same overlap counts; no image is invented or duplicated.  Runs that need other
-training images (e.g. ``seed_attention56``'s 45k pool) stop with a clear DataError on this file.
+training images (e.g. ``original_attention56``'s 45k pool) stop with a clear DataError on this file.
 
     python benchmarks/gpu/pack_data.py [--src /work/shared/cifar10/cifar10.npz] [--out .gpu]
         [--train-size 30000] [--val-size 5000] [--test-size 10000] [--block 5000] [--jobs 2]

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# GPU kit for resattn: timed seed_adam_base and improved runs on one H100/H200 (see benchmarks/gpu/README.md).
+# GPU kit for resattn: timed original_adam_base and improved runs on one H100/H200 (see benchmarks/gpu/README.md).
 #
 # On the GPU machine (repo root = a copy of this working tree; .whl/ and .gpu/{a,b} carried in):
 #   bash benchmarks/gpu/run_kit.sh stage1   # install hydra wheels, stash data part a, env report, quick GPU benchmarks
-#   bash benchmarks/gpu/run_kit.sh stage2   # unpack + verify data (part a from stage1 + part b), seed_adam_base, 60 epochs
+#   bash benchmarks/gpu/run_kit.sh stage2   # unpack + verify data (part a from stage1 + part b), original_adam_base, 60 epochs
 #   bash benchmarks/gpu/run_kit.sh stage3   # improved, 60 epochs (data from stage2)
 # Here, on a CPU: the same commands end to end on a tiny subset, hydra taken from the .whl wheels only:
 #   bash benchmarks/gpu/run_kit.sh --dry-run
 #
 # Environment: KIT_DIR (state kept between calls, default /tmp/resattn_kit), OUT (results, default $KIT_DIR/out),
-# PYTHON (default python3), KIT_BENCH=0 (skip stage1's benchmarks), KIT_SEED_EXTRA / KIT_IMPROVED_EXTRA (extra
+# PYTHON (default python3), KIT_BENCH=0 (skip stage1's benchmarks), KIT_ORIGINAL_EXTRA / KIT_IMPROVED_EXTRA (extra
 # Hydra overrides appended to the two runs).
 set -uo pipefail
 
@@ -46,10 +46,10 @@ PART_B_SRC="$ROOT/.gpu/b"
 mkdir -p "$KIT_DIR" "$OUT" "$RUNS"
 export PYTHONUNBUFFERED=1 PYTHONNOUSERSITE=1 HYDRA_FULL_ERROR=1 PYTHONDONTWRITEBYTECODE=1
 
-# The two runs. seed_adam_base keeps the study's fp32 (cuDNN runs fp32 convolutions as TF32 on Hopper);
+# The two runs. original_adam_base keeps the study's fp32 (cuDNN runs fp32 convolutions as TF32 on Hopper);
 # improved uses the recipe's GPU settings. trainer.benchmark=true: cuDNN picks the fastest algorithms for the
 # fixed 32x32 shapes. Data stay resident on the GPU (data.device_resident=auto).
-SEED_OVERRIDES=(experiment=seed_adam_base trainer=gpu trainer.precision=32 trainer.benchmark=true)  # fp32 explicitly: auto means bf16 on a GPU
+ORIGINAL_OVERRIDES=(experiment=original_adam_base trainer=gpu trainer.precision=32 trainer.benchmark=true)  # fp32 explicitly: auto means bf16 on a GPU
 IMPROVED_OVERRIDES=(experiment=improved trainer=gpu trainer.precision=bf16-mixed channels_last=true trainer.benchmark=true)
 DRY_OVERRIDES=()
 if [ "$DRY" = 1 ]; then
@@ -153,15 +153,15 @@ run_train() {  # $1: name, rest: overrides
   return $rc
 }
 
-project_seed_adam_base() {  # lower bound of seed_adam_base's fit time from model_throughput's training img/s
+project_original_adam_base() {  # lower bound of original_adam_base's fit time from model_throughput's training img/s
   "$PY" - "$1" <<'EOF'
 import sys
 for row in (l for l in open(sys.argv[1]) if l.startswith("| attention56_mini |")):
     c = [x.strip() for x in row.strip().strip("|").split("|")]
-    images = 60 * 234 * 128  # seed_adam_base: 60 epochs x 234 steps x batch 128
+    images = 60 * 234 * 128  # original_adam_base: 60 epochs x 234 steps x batch 128
     ips = float(c[6].replace(",", ""))
     print(f"projection: width {c[1]} batch {c[2]} {c[3]} channels_last={c[4]} compile={c[5]}: {ips:,.0f} train img/s "
-          f"-> {images / ips:.0f} s for seed_adam_base's 60 epochs of training steps alone "
+          f"-> {images / ips:.0f} s for original_adam_base's 60 epochs of training steps alone "
           "(no augmentation, metrics, validation, checkpoints, start-up)")
 EOF
 }
@@ -184,7 +184,7 @@ stage1() {
     timeout 120 "$PY" benchmarks/model_throughput.py "${tp_args[@]}" >"$OUT/model_throughput.txt" 2>&1 \
       || log "model_throughput did not finish (exit $?)"
     grep -E "^\|.*\|$|recommended" "$OUT/model_throughput.txt" | tail -n 12
-    project_seed_adam_base "$OUT/model_throughput.txt"
+    project_original_adam_base "$OUT/model_throughput.txt"
     log "loop_overhead ${lo_args[*]}"
     timeout 120 "$PY" benchmarks/loop_overhead.py "${lo_args[@]}" >"$OUT/loop_overhead.txt" 2>"$KIT_DIR/loop_overhead.err" \
       || log "loop_overhead did not finish (exit $?)"
@@ -194,7 +194,7 @@ stage1() {
 }
 
 stage2() {
-  log "stage2: data (part a from stage1 + part b), seed_adam_base"
+  log "stage2: data (part a from stage1 + part b), original_adam_base"
   install_wheels
   [ -f "$PART_B_SRC/manifest.json" ] || die "$PART_B_SRC missing: carry .gpu/b"
   local part_a="$KIT_DIR/a"
@@ -205,7 +205,7 @@ stage2() {
   "$PY" benchmarks/gpu/unpack_data.py --parts "$part_a" "$PART_B_SRC" --out "$DATA" || die "data verification failed"
   cp "$PART_B_SRC/manifest.json" "$DATA/manifest.json"
   [ -f "$OUT/env.txt" ] || env_report >/dev/null
-  run_train seed_adam_base "${SEED_OVERRIDES[@]}" ${KIT_SEED_EXTRA:-}
+  run_train original_adam_base "${ORIGINAL_OVERRIDES[@]}" ${KIT_ORIGINAL_EXTRA:-}
   local rc=$?
   log "stage2 done (exit $rc)"
   return $rc

@@ -1,6 +1,6 @@
 """Summarise one kit run: wall time, images/s, GPU utilisation (nvidia-smi samples) and accuracy.
 
-    python3 benchmarks/gpu/summarize.py --name seed_adam_base --run-dir DIR --wall-s 171.3 [--smi FILE]
+    python3 benchmarks/gpu/summarize.py --name original_adam_base --run-dir DIR --wall-s 171.3 [--smi FILE]
         [--json OUT.json] [--table OUT.md]
 
 ``--smi`` is the CSV written by ``nvidia-smi --query-gpu=timestamp,utilization.gpu,utilization.memory,

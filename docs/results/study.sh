@@ -13,14 +13,14 @@ run() {  # run <name> <overrides...>
   if [ -e "$dir/checkpoints/last.ckpt" ]; then "$PY" train.py resume="$dir"; else "$PY" train.py "$@" hydra.run.dir="$dir"; fi
 }
 run improved experiment=improved scale=cpu
-run seed_sgd_base experiment=seed_sgd_base scale=cpu
-run seed_adam_base experiment=seed_adam_base scale=cpu
+run original_sgd_base experiment=original_sgd_base scale=cpu
+run original_adam_base experiment=original_adam_base scale=cpu
 run improved_seed1 experiment=improved scale=cpu seed=1
 run improved_nal experiment=improved scale=cpu model.attention=nal
 run improved_none experiment=improved scale=cpu model.attention=none
-run seed_regularized experiment=seed_regularized scale=cpu
-run seed_mini_paper experiment=seed_mini_paper scale=cpu
-run seed_attention56 experiment=seed_attention56 scale=cpu
+run original_regularized experiment=original_regularized scale=cpu
+run original_mini_paper experiment=original_mini_paper scale=cpu
+run original_attention56 experiment=original_attention56 scale=cpu
 # Issue 13's label-noise demonstration (arl vs none at p = 0.3, two seeds), published in docs/results/label_noise/:
 run improved_noise30 experiment=improved scale=cpu data.label_noise=0.3
 run improved_noise30_none experiment=improved scale=cpu data.label_noise=0.3 model.attention=none

@@ -16,6 +16,7 @@ from resattn.cli.resume import expand_resume_args, find_resume_dir, keep_run_dir
 from resattn.config.compose import CONF_DIR, compose_for_run, hydra_session
 from resattn.config.preflight import MULTIRUN_FLAGS, preflight
 from resattn.errors import ConfigError
+from resattn.config.renames import renamed_overrides
 
 
 def optimized_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:
@@ -132,7 +133,9 @@ def _sweeps(args: list[str]) -> bool:
 
 def _main(config_name: str, args: list[str], hydra_main: Callable[[], Any]) -> None:
     """One run through :func:`run_single`; Hydra's own commands (``--cfg``, ``--info`` ...) and multiruns through
-    ``@hydra.main`` (a multirun's jobs are each composed and checked first, see :mod:`resattn.config.preflight`)."""
+    ``@hydra.main`` (a multirun's jobs are each composed and checked first, see :mod:`resattn.config.preflight`). Old
+    names (:mod:`resattn.config.renames`) run under their new ones."""
+    args = renamed_overrides(args)
     sys.argv = [sys.argv[0], *args]
     if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in args):
         hydra_main()

@@ -14,6 +14,7 @@ from resattn.artifacts.atomic import write_bytes
 from resattn.errors import CheckpointError
 
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
+LOG_FILE = "train.log"  # what train.py logs to (conf/train.yaml: hydra.job.name)
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 
 
@@ -97,7 +98,16 @@ def expand_resume_args(args: list[str]) -> list[str]:
     new_keys = {override_key(a) for a in args if "=" in a}
     replay = [o for o in saved if override_key(o) not in new_keys | {"resume", "hydra.run.dir"}]
     rest = [a if override_key(a) != "resume" else f"resume={run_dir}" for a in args]
-    return replay + rest + [f"hydra.run.dir={run_dir}"]
+    return replay + rest + [f"hydra.run.dir={run_dir}", *earlier_log(run_dir)]
+
+
+def earlier_log(run_dir: Path) -> list[str]:
+    """The override that keeps a run made before the fixed log name (its log was ``<task_name>.log``) logging
+    to the file it has; none for other runs."""
+    logs = [p for p in run_dir.glob("*.log") if p.is_file()]
+    if (run_dir / LOG_FILE).is_file() or len(logs) != 1:
+        return []
+    return [f"hydra.job_logging.handlers.file.filename={logs[0]}"]
 
 
 def from_before_epochs(saved: list[str], run_dir: Path) -> list[str]:

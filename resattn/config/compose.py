@@ -6,14 +6,24 @@ import contextlib
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from resattn import schema
 from resattn.config.scale import register_resolvers
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def user_groups() -> str:
+    """``group: option, ...`` lines of the config groups in ``conf/`` a user picks from (``--help``): neither
+    Hydra's own groups nor the internal ``schema/*`` ones (those live in the ConfigStore, not in ``conf/``)."""
+    groups = sorted(d for d in CONF_DIR.iterdir() if d.is_dir() and d.name != "hydra")
+    return "\n".join(f"{d.name}: {', '.join(sorted(p.stem for p in d.glob('*.yaml')))}" for d in groups)
+
+
 schema.register()  # the YAML files name their schemas: they must be in the ConfigStore before any compose
 register_resolvers()  # ${rescale:...}: epoch counts fitted to the run's length while the config is composed
+OmegaConf.register_new_resolver("user_groups", user_groups, replace=True)  # --help (conf/hydra/default.yaml)
 
 
 def compose(config_name: str = "train", overrides: Sequence[str] = (), with_hydra: bool = False) -> DictConfig:

@@ -33,7 +33,7 @@ from resattn.data.sources import (
     resolve_source,
     torchvision_present,
 )
-from resattn.data.splits import SEED_STD_EPS, normalization, split, stored_normalization, test_split
+from resattn.data.splits import ORIGINAL_STD_EPS, normalization, split, stored_normalization, test_split
 from resattn.errors import ConfigError
 
 log = logging.getLogger("resattn.data")
@@ -55,8 +55,8 @@ class CIFAR10DataModule(pl.LightningDataModule):
         test_size: cap on the official test images (``None`` = all 10,000); synthetic: test images
             generated (``None`` = ``val_size``).
         val_source: ``holdout`` (the last ``val_size`` of the training set, disjoint from the pool) |
-            ``seed_overlap`` (the last ``val_size`` of the pool, as the original: leaked).
-        normalization: ``pool`` (training-pool mean/std on the 0-1 scale, for every split) | ``seed``
+            ``original_overlap`` (the last ``val_size`` of the pool, as the original: leaked).
+        normalization: ``pool`` (training-pool mean/std on the 0-1 scale, for every split) | ``original``
             (the original: each split standardised with its own statistics, 0-255 scale, std + 1e-6).
         batch_size: training batch size (per process); the last partial batch is dropped.
         eval_batch_size: validation/test batch size (every image is covered).
@@ -185,8 +185,8 @@ class CIFAR10DataModule(pl.LightningDataModule):
         norm, mean255, std255 = normalization(parts, self.normalization)
         self.mean = tuple(float(m) for m in mean255 / 255.0)  # type: ignore[assignment]
         self.std = tuple(float(s) for s in std255 / 255.0)  # type: ignore[assignment]
-        # The training split's statistics as 0-1 mean/std (pool: those above; seed: its 0-255 std + 1e-6)
-        eps = SEED_STD_EPS if self.normalization == "seed" else 0.0
+        # The training split's statistics as 0-1 mean/std (pool: those above; original: its 0-255 std + 1e-6)
+        eps = ORIGINAL_STD_EPS if self.normalization == "original" else 0.0
         self.train_stats = (self.mean, tuple(float(s) for s in (std255 + eps) / 255.0))
         stats = {k: (torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)) for k, (a, b) in norm.items()}
         self._preparer = BatchPreparer(stats, self.augment)
@@ -199,9 +199,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
         self.test_x, self.test_y = to_nchw(parts.x_test), torch.from_numpy(np.ascontiguousarray(parts.y_test))
         self.source_used = raw.source
 
-        if self.val_source == "seed_overlap":
+        if self.val_source == "original_overlap":
             log.warning(
-                "data.val_source=seed_overlap: the %d validation images are the last %d of the training pool "
+                "data.val_source=original_overlap: the %d validation images are the last %d of the training pool "
                 "(as in the original notebook) -- validation accuracy is leaked/inflated",
                 self.val_size,
                 self.val_size,

@@ -13,7 +13,7 @@ from resattn.data.sources import RawData, channel_stats, count_overlap, image_ha
 from resattn.errors import DataError
 
 SPLITS = ("train", "val", "test")
-SEED_STD_EPS = 1e-6  # Keras featurewise_std_normalization: x / (std + 1e-6)
+ORIGINAL_STD_EPS = 1e-6  # Keras featurewise_std_normalization: x / (std + 1e-6)
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def split(
     raw: RawData, train_size: int, val_size: int, test_size: Optional[int], val_source: str, label_noise: float, num_classes: int, seed: int
 ) -> Splits:
     """Pool = the first ``train_size`` training images; validation = the last ``val_size`` of the training set
-    (``holdout``, disjoint from the pool) or of the pool (``seed_overlap``, the original's leak); test = the first
+    (``holdout``, disjoint from the pool) or of the pool (``original_overlap``, the original's leak); test = the first
     ``test_size`` test images (all when ``None``). Label noise changes pool labels only."""
     n_train = len(raw.x_train)
     origin = raw.origin or raw.source
@@ -52,7 +52,7 @@ def split(
         x_val, y_val = raw.x_train[lo:train_size], raw.y_train[lo:train_size]
     x_pool, y_pool = raw.x_train[:train_size], raw.y_train[:train_size]
     changed = 0
-    if label_noise > 0:  # a copy: validation (seed_overlap: a view of the pool) keeps its labels
+    if label_noise > 0:  # a copy: validation (original_overlap: a view of the pool) keeps its labels
         y_pool, index = corrupt_labels(y_pool, label_noise, num_classes, seed)
         changed = len(index)
     x_test, y_test = test_split(raw, test_size)
@@ -79,12 +79,12 @@ def pool_affine(mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def stored_normalization(mean: np.ndarray, std: np.ndarray, mode: str, x_test: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """:func:`normalization` from a checkpoint's stored training statistics (0-1 scale) instead of the pool:
-    ``pool`` uses them for every split; ``seed`` standardises the test split with its own statistics."""
+    ``pool`` uses them for every split; ``original`` standardises the test split with its own statistics."""
     affine = pool_affine(mean, std)
     norm = {s: affine for s in SPLITS}
-    if mode == "seed":
+    if mode == "original":
         m, sd = channel_stats(x_test)
-        scale = 1.0 / (sd + SEED_STD_EPS)
+        scale = 1.0 / (sd + ORIGINAL_STD_EPS)
         norm["test"] = (scale, -m * scale)
     return norm
 
@@ -92,7 +92,7 @@ def stored_normalization(mean: np.ndarray, std: np.ndarray, mode: str, x_test: n
 def normalization(splits: Splits, mode: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
     """``({split: (scale, shift)}, pool mean, pool std)`` with ``x_norm = x_0_255 * scale + shift`` per channel.
 
-    ``pool``: the training pool's mean/std (0-1 scale) for every split; ``seed``: each split with its own
+    ``pool``: the training pool's mean/std (0-1 scale) for every split; ``original``: each split with its own
     statistics on the 0-255 scale and ``std + 1e-6``, as the original did (the test set with its own).
     """
     mean255, std255 = channel_stats(splits.x_pool)
@@ -102,6 +102,6 @@ def normalization(splits: Splits, mode: str) -> tuple[dict[str, tuple[np.ndarray
     norm = {}
     for name, xs in (("train", splits.x_pool), ("val", splits.x_val), ("test", splits.x_test)):
         m, sd = (mean255, std255) if name == "train" else channel_stats(xs)
-        scale = 1.0 / (sd + SEED_STD_EPS)
+        scale = 1.0 / (sd + ORIGINAL_STD_EPS)
         norm[name] = (scale, -m * scale)
     return norm, mean255, std255

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from resattn.artifacts.atomic import write_text
+from resattn.config.renames import renamed_overrides
 from resattn.report.runs import CURVES_NAME, LOCATION_PREFIXES, PNG_NAME, SEED_KEY, Job, Sweep
 from resattn.report.tables import aggregate_rows, headline, job_rows, md_table
 
@@ -25,8 +26,8 @@ RUN_FILES = ("metrics.json", "curves.png")
 
 
 def command_of(job: Job) -> str:
-    """The run's ``train.py`` command from its saved overrides (where it wrote its files left out)."""
-    saved = yaml.safe_load((job.path / ".hydra" / "overrides.yaml").read_text()) or []
+    """The run's ``train.py`` command from its saved overrides (where it wrote its files left out), in today's names."""
+    saved = renamed_overrides(map(str, yaml.safe_load((job.path / ".hydra" / "overrides.yaml").read_text()) or []))
     kept = [o for o in saved if not o.lstrip("+~").startswith(LOCATION_PREFIXES)]
     return " ".join(["python train.py", *map(shlex.quote, kept)])
 

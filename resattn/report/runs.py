@@ -12,6 +12,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
+from resattn.config.renames import renamed_overrides, renamed_value
+
 SEED_KEY = "seed"
 PLOT_METRIC = "test/acc"
 CSV_NAME, MD_NAME, PNG_NAME, CURVES_NAME = "summary.csv", "summary.md", "summary.png", "val_curves.png"
@@ -132,8 +134,8 @@ def find_job_dirs(sweep_dir: Path) -> list[Path]:
 
 def read_job(job_dir: Path, sweep_dir: Path) -> Job:
     overrides: dict[str, str] = {}
-    for text in _load_yaml(job_dir / ".hydra" / "overrides.yaml") or []:
-        parsed = split_override(str(text))
+    for text in renamed_overrides(map(str, _load_yaml(job_dir / ".hydra" / "overrides.yaml") or [])):
+        parsed = split_override(text)
         if parsed is not None:
             overrides[parsed[0]] = parsed[1]
     overrides.setdefault(EXPERIMENT_KEY, configured_value(job_dir, "task_name"))  # no override: its task_name
@@ -221,4 +223,4 @@ def configured_value(run_dir: Path, key: str) -> str:
     if value is None:
         hydra = (_load_yaml(run_dir / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}
         value = ((hydra.get("runtime") or {}).get("choices") or {}).get(key)
-    return "" if value is None else str(value)
+    return "" if value is None else renamed_value(key, str(value))

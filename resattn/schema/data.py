@@ -22,7 +22,7 @@ from resattn.schema.rules import (
 @dataclass
 class DataConfig:
     """The CIFAR-10 data module (``resattn/data/datamodule.py``), leak-free by default; the original's handling is
-    ``data.val_source=seed_overlap data.normalization=seed`` (docs/original_study.md)."""
+    ``data.val_source=original_overlap data.normalization=original`` (docs/original_study.md)."""
 
     _target_: str = "resattn.data.CIFAR10DataModule"
     # auto (root/cifar10.npz if present, else torchvision's cifar-10-batches-py/) | npz | torchvision | synthetic |
@@ -34,10 +34,10 @@ class DataConfig:
     train_size: int = spec(30_000, integer(1))  # training pool = the first train_size of the 50,000 training images
     val_size: int = spec(5_000, integer(1))  # validation images
     test_size: Optional[int] = spec(None, integer(1, nullable=True))  # cap on the official 10,000 test images (null = all)
-    # holdout: the last val_size of the 50,000, disjoint from the pool | seed_overlap: the last val_size of the pool
-    val_source: str = spec("holdout", choice("holdout", "seed_overlap"))
-    # pool: training-pool mean/std for every split | seed: each split its own statistics (0-255, std + 1e-6)
-    normalization: str = spec("pool", choice("pool", "seed"))
+    # holdout: the last val_size of the 50,000, disjoint from the pool | original_overlap: the last val_size of the pool
+    val_source: str = spec("holdout", choice("holdout", "original_overlap"))
+    # pool: training-pool mean/std for every split | original: each split its own statistics (0-255, std + 1e-6)
+    normalization: str = spec("pool", choice("pool", "original"))
     batch_size: int = spec(128, integer(1))  # per process; the last partial batch is dropped (floor(N / batch) steps)
     eval_batch_size: int = spec(500, integer(1))  # validation/test batch size (every image is evaluated)
     num_workers: int = spec(0, integer(0))  # DataLoader workers of the host-memory backend (0 = main process)

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 import torch
 
 from resattn.errors import CheckpointError
+from resattn.config.renames import renamed_stored
 
 REQUIRED_KEYS = ("state_dict", "hyper_parameters")
 
@@ -73,6 +74,7 @@ def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
     if ckpt is None:
         fix = "use another checkpoint, e.g. last.ckpt" if problem.startswith("unreadable") else "pass a checkpoint written by train.py"
         raise CheckpointError(f"{key}={path}: {problem}; {fix}")
+    renamed_stored(ckpt["hyper_parameters"])  # a checkpoint written under old names reads in today's
     return ckpt
 
 

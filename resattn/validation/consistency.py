@@ -127,8 +127,8 @@ def check_data_sizes(cfg: DictConfig) -> None:
             )
         if test is not None and test > CIFAR10_TEST_COUNT:
             raise ConfigError(f"data.test_size={test}: out of range; CIFAR-10 has {CIFAR10_TEST_COUNT} test images (null = all)")
-    if val_source == "seed_overlap" and val > train:
-        raise ConfigError(f"data.val_size={val}: out of range; with data.val_source=seed_overlap it must be <= data.train_size={train}")
+    if val_source == "original_overlap" and val > train:
+        raise ConfigError(f"data.val_size={val}: out of range; with data.val_source=original_overlap it must be <= data.train_size={train}")
     if batch > train:
         raise ConfigError(
             f"data.batch_size={batch}: out of range; expected <= data.train_size={train} (the last "

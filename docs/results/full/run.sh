@@ -13,7 +13,8 @@ run() {  # run <name> <overrides...>
   if grep -qs '"status": "ok"' "$dir/metrics.json"; then echo "done: $name"; return 0; fi
   if [ -e "$dir/checkpoints/last.ckpt" ]; then "$PY" train.py resume="$dir"; else "$PY" train.py "$@" hydra.run.dir="$dir"; fi
 }
-# 56mini-Adam-Base exactly as the original ran it (leaky validation, per-split standardisation):
-run seed_adam_base_faithful experiment=seed_adam_base data.val_source=seed_overlap data.normalization=seed
+# 56mini-Adam-Base exactly as the original ran it (leaky validation, per-split standardisation); its folder keeps
+# the name it was started under (before the study's experiments were renamed seed_* -> original_*):
+run seed_adam_base_faithful experiment=original_adam_base data.val_source=original_overlap data.normalization=original
 # The headline: the improved recipe, honest protocol.
 run improved experiment=improved
