@@ -34,10 +34,11 @@ from resattn.hparams import log_hparams
 from resattn.module import ResAttnModule
 from resattn.plots import plot_confusion_matrix, plot_curves, plot_weight_histogram
 from resattn.precision import choose_precision, resolve_precision
+from resattn.quiet import LOG_FILE_ONLY, silence_harmless_warnings
 from resattn.results import print_results, to_number, write_metrics
 from resattn.resume import override_key, resume_checkpoint
 from resattn.scale import describe as describe_scale
-from resattn.summary import summarize
+from resattn.summary import stage_summary, summarize
 from resattn.validation import check_data, check_inputs, check_run
 
 log = logging.getLogger("resattn")
@@ -119,18 +120,32 @@ def _relative(path: str, run_dir: Path) -> str:
         return str(path)
 
 
-def _test_outputs(module: ResAttnModule, run_dir: Path, title: str) -> None:
-    if module.test_confusion is not None:
-        plot_confusion_matrix(module.test_confusion, module.class_names, run_dir / "confusion_matrix.png", title)
+def log_model_summary(net: torch.nn.Module, cfg: DictConfig) -> None:
+    """A few lines on the console (totals, one line per stage); the full layer table in the run's log file, and on
+    the console too with ``model_summary=full``."""
+    shape = (cfg.model.in_channels, cfg.model.input_size, cfg.model.input_size)
+    full = cfg.get("model_summary") == "full"
+    log_file = next((Path(h.baseFilename) for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)), None)
+    where = "" if full or log_file is None else f"\n  layer table in {log_file.name} (model_summary=full prints it here)"
+    log.info(stage_summary(net, shape) + where)
+    log.info("\n" + summarize(net, shape), extra=None if full else LOG_FILE_ONLY)
+
+
+def _test_outputs(module: ResAttnModule, run_dir: Path, title: str) -> list[Path]:
+    if module.test_confusion is None:
+        return []
+    return [plot_confusion_matrix(module.test_confusion, module.class_names, run_dir / "confusion_matrix.png", title)]
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, and write ``metrics.json``, plots and checkpoints into the run dir."""
     check_run(cfg, "train")  # done before Hydra started when run from the command line
+    silence_harmless_warnings()
     precision = resolve_precision(cfg)  # before the module stores the config: checkpoints hold the chosen value
-    if rank_zero_only.rank == 0:
-        log.info(describe_scale(cfg))
     run_dir = Path(cfg.paths.output_dir)
+    if rank_zero_only.rank == 0:
+        log.info(f"run: {run_dir}")
+        log.info(describe_scale(cfg))
     check_inputs(cfg, "train")  # done by the preflight already when started from the command line
     resume_ckpt = resume_checkpoint(Path(cfg.resume)) if cfg.get("resume") else None
     pl.seed_everything(cfg.seed, workers=True)
@@ -139,7 +154,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     module = ResAttnModule(OmegaConf.to_container(cfg, resolve=True))
     if cfg.get("ckpt_path"):  # not together with resume (check_config)
         init_from_checkpoint(module, cfg.ckpt_path)
-    rank_zero_info("\n" + summarize(module.net, (cfg.model.in_channels, cfg.model.input_size, cfg.model.input_size)))
+    if rank_zero_only.rank == 0:
+        log_model_summary(module.net, cfg)
 
     callbacks = build_callbacks(cfg)
     for plan in (c for c in callbacks if isinstance(c, RunPlan)):
@@ -193,6 +209,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Rebuild model and data protocol from a checkpoint and evaluate it on the test set."""
+    silence_harmless_warnings()
     check_run(cfg, "eval")
     run_dir = Path(cfg.paths.output_dir)
     # The stored protocol, plus only the data keys this command set explicitly (e.g. data.root elsewhere).
@@ -218,11 +235,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     metrics: dict[str, Any] = {"checkpoint": str(ckpt_file), **(tested[0] if tested else {})}
     if trainer.is_global_zero:
         metrics["status"] = "ok"
-        write_metrics(run_dir, metrics)
+        written = [write_metrics(run_dir, metrics)]
         if trainer.world_size == 1:  # under DDP each rank holds only its shard's predictions
-            write_predictions(run_dir / "predictions.csv", module)
-        _test_outputs(module, run_dir, title=f"{ckpt_file.parent.parent.name}/{ckpt_file.name}")
-        print_results(metrics, title=f"evaluation: {ckpt_file}")
+            written += write_predictions(run_dir / "predictions.csv", module)
+        written += _test_outputs(module, run_dir, title=f"{ckpt_file.parent.parent.name}/{ckpt_file.name}")
+        print_results({k: v for k, v in metrics.items() if k != "checkpoint"}, title=f"evaluation: {ckpt_file.absolute()}")
+        print(f"wrote to {run_dir.absolute()}: {', '.join(p.name for p in written)}")
     return metrics
 
 
@@ -232,15 +250,17 @@ OLD_CHECKPOINT_NOTE = (
 )
 
 
-def write_predictions(path: Path, module: ResAttnModule) -> None:
-    """``predictions.csv`` of the last test: one row per test image (index, label, predicted class, probability)."""
+def write_predictions(path: Path, module: ResAttnModule) -> list[Path]:
+    """``predictions.csv`` of the last test: one row per test image (index, label, predicted class, probability);
+    returns ``[path]``, or ``[]`` when the test kept no predictions."""
     if not module.test_predictions:
-        return
+        return []
     rows = torch.cat([p.cpu() for p in module.test_predictions]).tolist()
     names = module.class_names
     lines = ["index,label,predicted,probability"]
     lines += [f"{i},{names[int(y)]},{names[int(p)]},{prob:.6f}" for i, (y, p, prob) in enumerate(rows)]
     write_text(path, "\n".join(lines) + "\n")
+    return [path]
 
 
 def load_any_checkpoint(path: str | Path | None) -> tuple[Path, dict[str, Any]]:

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from resattn.metrics import AGGREGATED_METRICS, REPORTED_METRICS
 from resattn.report.runs import PLOT_METRIC, SEED_KEY, STATUSES, Sweep
+from resattn.results import format_seconds
 
 
 def _fmt(value: Any, metric: str = "") -> str:
@@ -19,8 +20,8 @@ def _fmt(value: Any, metric: str = "") -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
-        if metric.endswith("time_s"):
-            return f"{value:.1f}"
+        if metric.endswith("_s"):
+            return format_seconds(value)
         return f"{value:.4f}"
     return str(value)
 
