@@ -131,6 +131,13 @@ def log_model_summary(net: torch.nn.Module, cfg: DictConfig) -> None:
     log.info("\n" + summarize(net, shape), extra=None if full else LOG_FILE_ONLY)
 
 
+def _label(cfg: DictConfig, run_dir: Path) -> str:
+    """The run's name in its figures' titles: experiment and overrides (:func:`resattn.report.runs.run_label`)."""
+    from resattn.report.runs import is_run_dir, run_label
+
+    return run_label(run_dir) if is_run_dir(run_dir) else str(cfg.get("task_name") or run_dir.name)
+
+
 def _test_outputs(module: ResAttnModule, run_dir: Path, title: str) -> list[Path]:
     if module.test_confusion is None:
         return []
@@ -200,8 +207,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log_hparams(trainer.loggers, cfg, metrics, step=trainer.global_step)
         csv_logger = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
         if csv_logger is not None and Path(csv_logger.log_dir, "metrics.csv").is_file():
-            plot_curves(Path(csv_logger.log_dir, "metrics.csv"), run_dir / "curves.png", title=run_dir.name)
-        _test_outputs(module, run_dir, title=run_dir.name)
+            plot_curves(Path(csv_logger.log_dir, "metrics.csv"), run_dir / "curves.png", title=_label(cfg, run_dir))
+        _test_outputs(module, run_dir, title=_label(cfg, run_dir))
         plot_weight_histogram(module.net.classifier.weight, run_dir / "last_layer_hist.png")
         print_results({k: v for k, v in metrics.items() if not k.startswith("test/acc_")}, title=f"results: {run_dir}")
     return metrics
