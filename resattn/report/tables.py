@@ -120,7 +120,8 @@ def print_summary(sweep: Sweep, file: Any = None) -> None:
     for title, (header, rows) in [(f"{'sweep' if sweep.unit == 'jobs' else 'comparison'}: {sweep.dir}", job_rows(sweep))] + (
         [(f"mean ± std over {SEED_KEY}", aggregate_rows(sweep))] if sweep.seeds_swept else []
     ):
-        table = Table(title=title)
+        console.print(title, soft_wrap=True, markup=False, highlight=False)  # a path in it never wraps
+        table = Table()
         for name in header:
             table.add_column(
                 name,
