@@ -245,7 +245,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         written = [write_metrics(run_dir, metrics)]
         if trainer.world_size == 1:  # under DDP each rank holds only its shard's predictions
             written += write_predictions(run_dir / "predictions.csv", module)
-        written += _test_outputs(module, run_dir, title=f"{ckpt_file.parent.parent.name}/{ckpt_file.name}")
+        written += _test_outputs(module, run_dir, title=f"{_label(stored, ckpt_file.parent.parent)}: {ckpt_file.name}")
         print_results({k: v for k, v in metrics.items() if k != "checkpoint"}, title=f"evaluation: {ckpt_file.absolute()}")
         print(f"wrote to {run_dir.absolute()}: {', '.join(p.name for p in written)}")
     return metrics

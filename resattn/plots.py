@@ -119,7 +119,7 @@ def plot_confusion_matrix(confusion: torch.Tensor, class_names: Sequence[str], o
     for i in range(n):
         for j in range(n):
             ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7, color="white" if cm[i, j] > threshold else "black")
-    ax.set_title(title or "test confusion matrix")
+    set_suptitle(fig, title or "test confusion matrix")
     fig.tight_layout()
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
