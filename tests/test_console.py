@@ -76,3 +76,10 @@ def test_eval_prints_the_whole_checkpoint_path_and_where_it_wrote(smoke, tmp_pat
 @pytest.mark.parametrize("seconds, text", [(0.4, "0 s"), (59.6, "1 min 00 s"), (136.02, "2 min 16 s"), (3725, "1 h 02 min")])
 def test_times_are_rounded_to_seconds(seconds: float, text: str) -> None:
     assert format_seconds(seconds) == text
+
+
+def test_model_summary_full_prints_the_layer_table_too(tmp_path: Path) -> None:
+    proc = run_script("train.py", "debug=smoke", "model_summary=full", "trainer.fast_dev_run=1", f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"^Layer +Type +Output shape +Param #$", proc.stdout, re.M) and "  stage 1 " in proc.stdout
+    assert "layer table in" not in proc.stdout
