@@ -23,6 +23,10 @@ HARMLESS_WARNINGS = (
         "short runs: per-step curves are thinned by trainer.log_every_n_steps, epoch metrics are logged regardless",
     ),
     (
+        r".*overrides the configure_model",
+        "callbacks.ema: the module's configure_model only sets the memory format and compiles, it shards nothing",
+    ),
+    (
         r".*does not have many workers",
         "the data sets are tensors in memory and batches are slices of them: workers would only copy (data.num_workers sets them)",
     ),
