@@ -1,4 +1,5 @@
-"""Keras-style model summary: ``python -m resattn.model_summary [hydra overrides]``.
+"""Model summaries: the Keras-style layer table (``python -m resattn.model_summary [hydra overrides]``, and every
+run's log file) and the few lines a run prints on the console (totals, one line per stage).
 
 Counts follow Keras: batch-norm moving mean/variance are *non-trainable parameters*.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,19 +40,14 @@ def count_params(model: nn.Module) -> ParamCounts:
     return ParamCounts(trainable + frozen, trainable, frozen)
 
 
-def summarize(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> str:
-    """Per-layer table (name, type, output shape, params) in forward order, ending with Keras' three count lines."""
-    rows: list[tuple[str, str, str, int]] = []
-    hooks = []
-    for name, module in model.named_modules():
-        if next(module.children(), None) is not None:
-            continue
-
-        def hook(mod: nn.Module, _inp, out, name: str = name) -> None:
-            shape = "(None, " + ", ".join(str(s) for s in out.shape[1:]) + ")"
-            rows.append((name, type(mod).__name__, shape, sum(_own_counts(mod))))
-
-        hooks.append(module.register_forward_hook(hook))
+def _forward_outputs(model: nn.Module, modules: dict[str, nn.Module], input_shape: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
+    """``(name, output shape without the batch)`` of every call of the named modules in one eval-mode forward of
+    a zero image, in forward order (a module called twice appears twice); the model is left as it was."""
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    hooks = [
+        module.register_forward_hook(lambda _mod, _inp, out, name=name: calls.append((name, tuple(out.shape[1:]))))
+        for name, module in modules.items()
+    ]
     was_training = model.training
     try:
         model.eval()
@@ -60,6 +57,16 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> s
         for h in hooks:
             h.remove()
         model.train(was_training)
+    return calls
+
+
+def summarize(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> str:
+    """Per-layer table (name, type, output shape, params) in forward order, ending with Keras' three count lines."""
+    leaves = {name: module for name, module in model.named_modules() if next(module.children(), None) is None}
+    rows = [
+        (name, type(leaves[name]).__name__, "(None, " + ", ".join(map(str, shape)) + ")", sum(_own_counts(leaves[name])))
+        for name, shape in _forward_outputs(model, leaves, input_shape)
+    ]
 
     widths = [max(len(r[i]) for r in rows + [("Layer", "Type", "Output shape", "")]) for i in range(3)]
     line = "-" * (sum(widths) + 20)
@@ -75,12 +82,88 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> s
     return "\n".join(out)
 
 
+def _parts(model: nn.Module) -> dict[str, nn.Module]:
+    """The model's top-level parts in definition order; a container of composite blocks (``blocks``) is opened
+    into its blocks (``blocks.0``, ``blocks.1``, ...)."""
+    parts: dict[str, nn.Module] = {}
+    for name, child in model.named_children():
+        blocks = list(child.named_children())
+        if blocks and all(next(b.children(), None) is not None for _, b in blocks):
+            parts.update((f"{name}.{n}", b) for n, b in blocks)
+        else:
+            parts[name] = child
+    return parts
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def _kinds_text(modules: list[nn.Module]) -> str:
+    """``unit + attention x2`` for a residual unit followed by two attention modules."""
+    names = {"ResidualUnit": "unit", "AttentionModule": "attention"}
+    runs: list[list[Any]] = []
+    for module in modules:
+        kind = names.get(type(module).__name__, type(module).__name__)
+        if runs and runs[-1][0] == kind:
+            runs[-1][1] += 1
+        else:
+            runs.append([kind, 1])
+    return " + ".join(kind if n == 1 else f"{kind} x{n}" for kind, n in runs)
+
+
+def stage_summary(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> str:
+    """A few lines: the Keras counts, then one line per part with its output shape and parameters, consecutive
+    blocks of the same output shape taken together as one stage::
+
+        model: 459,738 params (455,642 trainable, 4,096 non-trainable)
+          stem      8x16x16       640
+          stage 1  32x16x16    12,448  unit + attention
+    """
+    parts = _parts(model)
+    groups: list[tuple[str, tuple[int, ...], list[nn.Module]]] = []
+    for name, shape in _forward_outputs(model, parts, input_shape):
+        block = name.split(".")[0] != name
+        if block and groups and groups[-1][0] == "stage" and groups[-1][1] == shape:
+            groups[-1][2].append(parts[name])
+        else:
+            groups.append(("stage" if block else name, shape, [parts[name]]))
+    rows, stage = [], 0
+    for label, shape, modules in groups:
+        if label == "stage":
+            stage += 1
+            label = f"stage {stage}"
+        params = sum(count_params(m).total for m in modules)
+        rows.append((label, _shape_text(shape), f"{params:,}", _kinds_text(modules) if label.startswith("stage") else ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    counts = count_params(model)
+    lines = [f"model: {counts.total:,} params ({counts.trainable:,} trainable, {counts.non_trainable:,} non-trainable)"]
+    lines += [f"  {a:<{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}  {d}".rstrip() for a, b, c, d in rows]
+    return "\n".join(lines)
+
+
+def log_model_summary(net: nn.Module, model_cfg: Any, full: bool = False) -> None:
+    """A few lines on the console (totals, one line per stage); the full layer table in the run's log file, and on
+    the console too with ``full`` (``model_summary=full``)."""
+    import logging
+    from pathlib import Path
+
+    from resattn.cli.quiet import LOG_FILE_ONLY
+
+    log = logging.getLogger("resattn")
+    shape = (model_cfg.in_channels, model_cfg.input_size, model_cfg.input_size)
+    log_file = next((Path(h.baseFilename) for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)), None)
+    where = "" if full or log_file is None else f"\n  layer table in {log_file.name} (model_summary=full prints it here)"
+    log.info(stage_summary(net, shape) + where)
+    log.info("\n" + summarize(net, shape), extra=None if full else LOG_FILE_ONLY)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Compose the training config with the given overrides and print the model summary."""
     from resattn.cli.exits import run_cli
     from resattn.config.compose import compose
-    from resattn.models.network import build_model
     from resattn.config.renames import renamed_overrides
+    from resattn.models.network import build_model
     from resattn.validation import check_model
 
     def body() -> int:

@@ -99,12 +99,14 @@ def classify(module: Any, images: torch.Tensor, batch_size: int, precision: Any 
     import pytorch_lightning as pl
     from torch.utils.data import DataLoader, TensorDataset
 
+    from resattn.cli.quiet import silence_harmless_warnings
+
     quiet = logging.getLogger("pytorch_lightning")
     level = quiet.level
     quiet.setLevel(logging.WARNING)  # no "GPU available" lines between the user and the table
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # a deprecation note inside Lightning's predict loop
+            silence_harmless_warnings()  # e.g. a deprecation note inside Lightning's predict loop
             trainer = pl.Trainer(
                 accelerator="auto", devices=1, precision=precision, logger=False, enable_progress_bar=False, enable_model_summary=False
             )

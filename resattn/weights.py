@@ -21,8 +21,8 @@ from typing import Any, Mapping
 
 import torch
 
-from resattn.errors import CheckpointError
 from resattn.config.renames import renamed_stored
+from resattn.errors import CheckpointError
 from resattn.training.checkpoint_files import load_checkpoint, run_record
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -20,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+from resattn.artifacts.attention_grids import map_titles
 from resattn.data.noise import corrupt_labels
 from resattn.errors import EXIT_USER_ERROR
 from resattn.models.attention import MaskActivation
@@ -51,9 +52,10 @@ def test_maps_come_from_hooks_and_leave_the_forward_unchanged(tmp_path: Path, at
         # the first attention module's mask, computed by hand from its own pre-activation unit
         first = module.net.blocks[1]
         expected_mask = first.mask(first.pre(module.net.blocks[0](module.net.stem(x))))
-    logits, maps = attention_maps(module.net, x)
+    logits, maps, sizes = attention_maps(module.net, x)
     torch.testing.assert_close(logits, reference)
     assert len(maps) == len(mask_branches(module.net)) == 2 and all(m.shape == (3, 32, 32) for m in maps)
+    assert sizes == [(16, 16), (8, 8)] and map_titles(sizes) == ["attention 1, 16×16", "attention 2, 8×8"]
     upsampled = torch.nn.functional.interpolate(expected_mask.mean(1, keepdim=True), size=(32, 32), mode="bilinear", align_corners=False)[
         :, 0
     ]
@@ -75,10 +77,32 @@ def test_maps_command_writes_the_grid(trained_run: Path, tmp_path: Path) -> None
     assert f"attention maps: {png}" in proc.stdout
     with Image.open(png) as img:
         width, height = img.size
-    assert height > width  # 5 rows of (image + 2 masks)
+    assert width > height  # compact: 5 images in two blocks of (image + 2 masks) side by side, not a strip
     out = tmp_path / "grid.png"
-    proc = run_script("-m", "resattn.attention_maps", f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", "n=2", f"out={out}")
+    proc = run_script(
+        "-m", "resattn.attention_maps", f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", "n=2", "scale=shared", f"out={out}"
+    )
     assert proc.returncode == 0 and out.is_file(), proc.stderr[-2000:]
+    proc = run_script("-m", "resattn.attention_maps", f"ckpt_path={trained_run}", "scale=log")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == "error: scale='log' is not supported; allowed: per_map, shared"
+
+
+@pytest.mark.parametrize("scale, stated", [("per_map", "scaled per map: 0 = its min, 1 = its max"), ("shared", "one scale for all maps")])
+def test_grid_names_columns_by_stage_and_resolution_and_states_its_scale(trained_run: Path, scale: str, stated: str) -> None:
+    from resattn.attention_maps import DEFAULTS, render
+    from resattn.training.from_checkpoint import module_from_checkpoint
+
+    module, stored, _ = module_from_checkpoint(trained_run)
+    datamodule = build_datamodule(stored, module.preprocessing)
+    datamodule.setup("test")
+    fig = render(module, datamodule, "test", DEFAULTS["n"], module.class_names, title="a run", scale=scale)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["image", "attention 1, 16×16", "attention 2, 8×8"] * 2  # 8 images: two blocks of four rows
+    bar = fig.axes[-1]
+    assert stated in bar.get_ylabel() and "mean over channels" in bar.get_ylabel()
+    low, high = bar.get_ylim()
+    assert (low, high) == (0.0, 1.0) if scale == "per_map" else 0.0 < low < high < 1.0  # shared: the sigmoid masks' values
+    assert sum(bool(ax.get_xlabel()) for ax in fig.axes) == DEFAULTS["n"]  # true / predicted below each image
 
 
 def test_maps_are_logged_to_tensorboard_every_validation_epoch(trained_run: Path) -> None:

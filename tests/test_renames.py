@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from resattn.checkpoints import load_checkpoint
+from resattn.training.checkpoint_files import load_checkpoint
 from tests.conftest import TINY, run_script
 
 # The experiment and every renamed value; explicit milestones, so a longer resume keeps the schedule.

@@ -4,6 +4,7 @@ from resattn.callbacks.attention_logging import AttentionMaps
 from resattn.callbacks.checkpoint import AtomicCheckpointIO, RunCheckpoint, remove_stale_temporaries
 from resattn.callbacks.divergence import DivergenceGuard, TrainingDiverged
 from resattn.callbacks.ema import EMA
+from resattn.callbacks.epoch_line import EpochLine
 from resattn.callbacks.histograms import WeightHistograms
 from resattn.callbacks.plan import RunPlan
 from resattn.callbacks.ranks import RankLost, RankWatch
@@ -15,6 +16,7 @@ __all__ = [
     "AttentionMaps",
     "DivergenceGuard",
     "EMA",
+    "EpochLine",
     "GracefulStop",
     "RNGStateCallback",
     "RunCheckpoint",

@@ -42,6 +42,6 @@ class AttentionMaps(pl.Callback):
             "val",
             self.n,
             pl_module.class_names,
-            title=f"epoch {trainer.current_epoch}: validation images, true / predicted",
+            title=f"epoch {trainer.current_epoch + 1}: soft attention masks of the first {self.n} validation images (true / predicted)",
         )
         tensorboard.experiment.add_figure("attention/maps", fig, global_step=trainer.global_step, close=True)

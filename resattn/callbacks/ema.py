@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import warnings
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -74,9 +73,7 @@ class EMA(EMAWeightAveraging):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit" and self._device is None:
             self._device = trainer.strategy.root_device
-        with warnings.catch_warnings():  # configure_model only sets the memory format and compiles: no sharding
-            warnings.filterwarnings("ignore", message=".*overrides the configure_model.*")
-            super().setup(trainer, pl_module, stage)
+        super().setup(trainer, pl_module, stage)  # its configure_model warning: resattn.cli.quiet.HARMLESS_WARNINGS
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any, **kwargs: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)

@@ -15,8 +15,8 @@ from resattn.cli.exits import find_user_error, full_error_requested, one_line, r
 from resattn.cli.resume import expand_resume_args, find_resume_dir, keep_run_dir_on_failure
 from resattn.config.compose import CONF_DIR, compose_for_run, hydra_session
 from resattn.config.preflight import MULTIRUN_FLAGS, preflight
-from resattn.errors import ConfigError
 from resattn.config.renames import renamed_overrides
+from resattn.errors import ConfigError
 
 
 def optimized_value(cfg: DictConfig, metrics: dict[str, Any]) -> float | None:

@@ -81,7 +81,7 @@ def renamed_stored(hyper: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
 
 def _announce(changes: list[tuple[str, str, str]]) -> None:
     """One ``note:`` line for the renames not yet announced in this process (rank zero only)."""
-    from resattn.hydra_callbacks import is_rank_zero
+    from resattn.cli.sweep_callbacks import is_rank_zero
 
     fresh = list(dict.fromkeys(c for c in changes if (c[0], c[1]) not in _ANNOUNCED))
     _ANNOUNCED.update((key, old) for key, old, _ in fresh)

@@ -31,8 +31,9 @@ def captured_masks(net: nn.Module) -> Iterator[list[torch.Tensor]]:
 
 
 @torch.no_grad()
-def attention_maps(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Logits and, per attention module, its channel-mean mask upsampled to ``x``'s size (``B×H×W``, float32).
+def attention_maps(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[tuple[int, int]]]:
+    """Logits; per attention module, its channel-mean mask upsampled to ``x``'s size (``B×H×W``, float32); and the
+    mask's own resolution ``(h, w)``.
 
     Runs the eager ``net.forward`` (also for a compiled network) so that the hooks fire.
     """
@@ -41,4 +42,4 @@ def attention_maps(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[
     with captured_masks(net) as masks:
         logits = net.forward(x)
     maps = [F.interpolate(m.float().mean(1, keepdim=True), size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0] for m in masks]
-    return logits, maps
+    return logits, maps, [tuple(m.shape[-2:]) for m in masks]

@@ -22,15 +22,23 @@ def _axis_values(groups: Sequence[Group], key: str) -> list[str]:
     return values
 
 
-def _cell_text(stats: tuple[float, float, int] | None, seeds: bool) -> str:
+def _stats_text(stats: tuple[float, float, int] | None, separator: str = " ") -> str:
+    """``0.832`` for one run, ``0.832 ± 0.004 (n=2)`` for several: no spread where there is none."""
     if stats is None:
         return "no result"
     mean, std, n = stats
-    return f"{mean:.3f}\n±{std:.3f} (n={n})" if seeds else f"{mean:.3f}"
+    return f"{mean:.3f}{separator}± {std:.3f} (n={n})" if n > 1 else f"{mean:.3f}"
+
+
+def _title(text: str, sweep: Sweep, keys: Sequence[str] | None = None) -> str:
+    note = sweep.baseline_text(keys)
+    return f"{text}\n{note}" if note else text
 
 
 def plot_summary(sweep: Sweep, out_path: Path, metric: str = PLOT_METRIC) -> Path | None:
-    """Heatmap for two grid keys, line plot for one numeric key, bars otherwise; mean ± std over seeds when swept."""
+    """A sweep: heatmap for two grid keys, line plot for one numeric key; otherwise, and for every comparison of runs,
+    one dot per configuration on an axis zoomed to the results (close results stay apart); mean ± std over seeds
+    where a configuration has several."""
     import matplotlib
     import numpy as np
     from matplotlib.figure import Figure
@@ -40,7 +48,7 @@ def plot_summary(sweep: Sweep, out_path: Path, metric: str = PLOT_METRIC) -> Pat
         return None
     keys, seeds = sweep.grid_keys, sweep.seeds_swept
     over = f" (mean ± std over {SEED_KEY})" if seeds else ""
-    if len(keys) == 2:
+    if len(keys) == 2 and sweep.unit != "runs":
         rows, cols = _axis_values(groups, keys[0]), _axis_values(groups, keys[1])
         by_cell = {(g.params[keys[0]], g.params[keys[1]]): g.mean_std(metric) for g in groups}
         grid = np.full((len(rows), len(cols)), np.nan)
@@ -63,7 +71,7 @@ def plot_summary(sweep: Sweep, out_path: Path, metric: str = PLOT_METRIC) -> Pat
                 if (r, c) not in by_cell:
                     continue
                 dark = np.isfinite(grid[i, j]) and grid[i, j] < middle
-                ax.text(j, i, _cell_text(by_cell[(r, c)], seeds), ha="center", va="center", fontsize=9, color="white" if dark else "black")
+                ax.text(j, i, _stats_text(by_cell[(r, c)], "\n"), ha="center", va="center", fontsize=9, color="white" if dark else "black")
         ax.set_title(f"{metric}{over}")
     elif len(keys) == 1 and all(_as_float(x) is not None for x in _axis_values(groups, keys[0])):
         key = keys[0]
@@ -92,34 +100,45 @@ def plot_summary(sweep: Sweep, out_path: Path, metric: str = PLOT_METRIC) -> Pat
         ax.legend()
         ax.set_title(f"{metric} vs {key}{over}")
     else:
-        labels = [", ".join(f"{k}={v}" for k, v in g.params.items()) or "all jobs" for g in groups]
-        stats = [g.mean_std(metric) for g in groups]
-        fig = Figure(figsize=(7.5, 1.2 + 0.4 * len(groups)))
-        ax = fig.add_subplot()
-        y = range(len(groups))
-        ax.barh(
-            list(y),
-            [s[0] if s else 0.0 for s in stats],
-            xerr=[s[1] if s else 0.0 for s in stats] if seeds else None,
-            color="tab:blue",
-            capsize=3,
-        )
-        ax.set_yticks(list(y), labels, fontsize=8)
-        for i, st in enumerate(stats):
-            if st is not None:
-                ax.text(st[0], i, f" {st[0]:.3f}", va="center", fontsize=8)
-        ax.set_xlim(0, 1.08 * max((s[0] + s[1] for s in stats if s), default=1.0))
-        ax.invert_yaxis()
-        ax.set_xlabel(metric)
-        ax.grid(alpha=0.3, axis="x")
-        ax.set_title(f"{metric} per configuration{over}")
+        fig = _dot_chart(sweep, groups, metric)
     fig.tight_layout()
-    fig.savefig(out_path, dpi=110)
+    fig.savefig(out_path, dpi=150)
     return out_path
+
+
+def _dot_chart(sweep: Sweep, groups: Sequence[Group], metric: str):
+    """One row per configuration: its mean (a dot), its seeds (faint dots) and ± std when it has several, and the
+    numbers; the axis spans the results, not 0-1."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.0, 1.5 + 0.4 * len(groups)))
+    ax = fig.add_subplot()
+    ends: list[float] = []
+    for i, group in enumerate(groups):
+        stats = group.mean_std(metric)
+        if stats is None:
+            ax.annotate("no result", (0, i), xycoords=("axes fraction", "data"), xytext=(6, 0), textcoords="offset points", va="center")
+            continue
+        mean, std, n = stats
+        ax.errorbar(mean, i, xerr=std if n > 1 else None, fmt="o", color="tab:blue", capsize=3)
+        if n > 1:
+            ax.scatter(group.values(metric), [i] * n, s=14, color="tab:blue", alpha=0.35, zorder=3)
+        ax.annotate(_stats_text(stats), (mean + std, i), xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
+        ends += [mean - std, mean + std]
+    low, high = min(ends), max(ends)
+    span = max(high - low, 0.01)
+    ax.set_xlim(low - 0.05 * span, high + 0.35 * span)
+    ax.set_ylim(len(groups) - 0.5, -0.5)
+    ax.set_yticks(range(len(groups)), [sweep.group_label(g) for g in groups], fontsize=8)
+    ax.set_xlabel(metric)
+    ax.grid(alpha=0.3, axis="x")
+    seeds = any(len(g.values(metric)) > 1 for g in groups)
+    ax.set_title(_title(f"{metric} per configuration{' (mean ± std over seeds)' if seeds else ''}", sweep, sweep.grid_keys), fontsize=10)
+    return fig
 
 
 def plot_val_curves(sweep: Sweep, out_path: Path) -> Path | None:
     from resattn.artifacts.run_plots import plot_val_curves as plot
 
     runs = {sweep.label(job): job.path / "csv" / "metrics.csv" for job in sweep.jobs if job.status == "ok"}
-    return plot(runs, out_path, title=f"validation curves ({len(runs)} runs)")
+    return plot(runs, out_path, title=_title(f"validation curves ({len(runs)} {sweep.unit})", sweep))

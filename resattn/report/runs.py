@@ -66,9 +66,35 @@ class Sweep:
     unit: str = "jobs"  # what a row is: a sweep's jobs, or separately started runs
 
     def label(self, job: Job) -> str:
-        """``experiment, key=value, ...`` of the job's grid keys (seed included)."""
-        parts = [f"{k}={job.overrides.get(k, '')}" if k != EXPERIMENT_KEY else job.overrides.get(k, "") for k in self.keys]
-        return ", ".join(p for p in parts if p) or job.name
+        """``experiment, key=value, ...``: a sweep's job with every swept key (seed included); a run of a comparison
+        with only the keys where it differs from :meth:`baseline`."""
+        return self._label({k: job.overrides.get(k, "") for k in self.keys}) or job.name
+
+    def group_label(self, group: Group) -> str:
+        """:meth:`label` of a configuration (its non-seed keys)."""
+        return self._label(group.params) or "all jobs"
+
+    def _label(self, values: Mapping[str, str]) -> str:
+        base = self.baseline()
+        parts = [v if k == EXPERIMENT_KEY else f"{k}={v}" for k, v in values.items() if k == EXPERIMENT_KEY or base.get(k) != v]
+        return ", ".join(p for p in parts if p)
+
+    def baseline(self) -> dict[str, str]:
+        """For a comparison of runs, per compared key (the experiment aside), the value most runs share (a tie: the
+        first run's); labels leave it out. Empty for a sweep, whose labels name every swept key."""
+        if self.unit != "runs":
+            return {}
+        base = {}
+        for key in (k for k in self.keys if k != EXPERIMENT_KEY):
+            values = [job.overrides.get(key, "") for job in self.jobs]
+            base[key] = max(values, key=values.count)  # the first of the most frequent
+        return base
+
+    def baseline_text(self, keys: Sequence[str] | None = None) -> str:
+        """``labels show what differs from seed=42, model.attention=arl`` (of ``keys``, default: all), or ``""`` when
+        labels name every key."""
+        base = {k: v for k, v in self.baseline().items() if keys is None or k in keys}
+        return f"labels show what differs from {', '.join(f'{k}={v}' for k, v in base.items())}" if base else ""
 
     @property
     def grid_keys(self) -> list[str]:
@@ -200,6 +226,15 @@ def collect(sweep_dir: str | Path, config: Mapping[str, Any] | None = None) -> S
 
 def is_run_dir(path: Path) -> bool:
     return (path / ".hydra" / "overrides.yaml").is_file()
+
+
+def run_label(run_dir: Path) -> str:
+    """A run's name for figure titles: its experiment (else its task) and the overrides it was started with, where it
+    wrote left out: ``improved (scale=cpu, seed=1)``."""
+    job = read_job(run_dir, run_dir)
+    experiment = job.overrides.pop(EXPERIMENT_KEY, "")
+    rest = [f"{k}={v}" for k, v in job.overrides.items() if not k.startswith(LOCATION_PREFIXES) and k != "resume"]
+    return f"{experiment} ({', '.join(rest)})" if rest and experiment else ", ".join(rest) or experiment or run_dir.name
 
 
 def collect_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> Sweep:

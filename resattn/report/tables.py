@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from resattn.artifacts.results import format_seconds
 from resattn.report.runs import PLOT_METRIC, SEED_KEY, STATUSES, Sweep
 from resattn.training.metrics import AGGREGATED_METRICS, REPORTED_METRICS
 
@@ -19,8 +20,8 @@ def _fmt(value: Any, metric: str = "") -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
-        if metric.endswith("time_s"):
-            return f"{value:.1f}"
+        if metric.endswith("_s"):
+            return format_seconds(value)
         return f"{value:.4f}"
     return str(value)
 
@@ -119,7 +120,8 @@ def print_summary(sweep: Sweep, file: Any = None) -> None:
     for title, (header, rows) in [(f"{'sweep' if sweep.unit == 'jobs' else 'comparison'}: {sweep.dir}", job_rows(sweep))] + (
         [(f"mean ± std over {SEED_KEY}", aggregate_rows(sweep))] if sweep.seeds_swept else []
     ):
-        table = Table(title=title)
+        console.print(title, soft_wrap=True, markup=False, highlight=False)  # a path in it never wraps
+        table = Table()
         for name in header:
             table.add_column(
                 name,

@@ -80,3 +80,4 @@ class TrainConfig(EvalConfig):
     label_smoothing: float = spec(0.0, PROBABILITY)
     ema: bool = False  # average the weights with callbacks.ema (resattn.callbacks.EMA)
     test: bool = True
+    model_summary: str = spec("short", choice("short", "full"))  # full: the layer table on the console too

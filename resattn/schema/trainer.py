@@ -137,5 +137,6 @@ class CallbacksConfig:
     weight_histograms: Optional[Any] = None
     plan: Optional[Any] = None
     progress_bar: Optional[Any] = None
+    epoch_line: Optional[Any] = None
     graceful_stop: Optional[Any] = None
     rank_watch: Optional[Any] = None

@@ -8,8 +8,8 @@ from typing import Any, Mapping
 
 import torch
 
-from resattn.errors import CheckpointError
 from resattn.config.renames import renamed_stored
+from resattn.errors import CheckpointError
 
 REQUIRED_KEYS = ("state_dict", "hyper_parameters")
 

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from resattn.artifacts.atomic import write_text
 from resattn.artifacts.results import print_results, write_metrics
 from resattn.artifacts.run_plots import plot_confusion_matrix
+from resattn.cli.quiet import silence_harmless_warnings
 from resattn.cli.resume import override_key
 from resattn.training.build import build_datamodule, build_trainer
 from resattn.training.from_checkpoint import OLD_CHECKPOINT_NOTE, module_from_checkpoint
@@ -22,14 +23,23 @@ from resattn.validation import check_data, check_run
 log = logging.getLogger("resattn")
 
 
-def plot_test_confusion(module: ResAttnModule, run_dir: Path, title: str) -> None:
-    """``confusion_matrix.png`` of the module's last test, when it ran one."""
-    if module.test_confusion is not None:
-        plot_confusion_matrix(module.test_confusion, module.class_names, run_dir / "confusion_matrix.png", title)
+def run_title(cfg: Any, run_dir: Path) -> str:
+    """The run's name in its figures' titles: experiment and overrides (:func:`resattn.report.runs.run_label`)."""
+    from resattn.report.runs import is_run_dir, run_label
+
+    return run_label(run_dir) if is_run_dir(run_dir) else str(cfg.get("task_name") or run_dir.name)
+
+
+def plot_test_confusion(module: ResAttnModule, run_dir: Path, title: str) -> list[Path]:
+    """``confusion_matrix.png`` of the module's last test (``[path]``), or ``[]`` when it ran none."""
+    if module.test_confusion is None:
+        return []
+    return [plot_confusion_matrix(module.test_confusion, module.class_names, run_dir / "confusion_matrix.png", title)]
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Rebuild model and data protocol from a checkpoint and evaluate it on the test set."""
+    silence_harmless_warnings()
     check_run(cfg, "eval")
     run_dir = Path(cfg.paths.output_dir)
     # The stored protocol, plus only the data keys this command set explicitly (e.g. data.root elsewhere).
@@ -55,20 +65,23 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     metrics: dict[str, Any] = {"checkpoint": str(ckpt_file), **(tested[0] if tested else {})}
     if trainer.is_global_zero:
         metrics["status"] = "ok"
-        write_metrics(run_dir, metrics)
+        written = [write_metrics(run_dir, metrics)]
         if trainer.world_size == 1:  # under DDP each rank holds only its shard's predictions
-            write_predictions(run_dir / "predictions.csv", module)
-        plot_test_confusion(module, run_dir, title=f"{ckpt_file.parent.parent.name}/{ckpt_file.name}")
-        print_results(metrics, title=f"evaluation: {ckpt_file}")
+            written += write_predictions(run_dir / "predictions.csv", module)
+        written += plot_test_confusion(module, run_dir, title=f"{run_title(stored, ckpt_file.parent.parent)}: {ckpt_file.name}")
+        print_results({k: v for k, v in metrics.items() if k != "checkpoint"}, title=f"evaluation: {ckpt_file.absolute()}")
+        print(f"wrote to {run_dir.absolute()}: {', '.join(p.name for p in written)}")
     return metrics
 
 
-def write_predictions(path: Path, module: ResAttnModule) -> None:
-    """``predictions.csv`` of the last test: one row per test image (index, label, predicted class, probability)."""
+def write_predictions(path: Path, module: ResAttnModule) -> list[Path]:
+    """``predictions.csv`` of the last test: one row per test image (index, label, predicted class, probability);
+    returns ``[path]``, or ``[]`` when the test kept no predictions."""
     if not module.test_predictions:
-        return
+        return []
     rows = torch.cat([p.cpu() for p in module.test_predictions]).tolist()
     names = module.class_names
     lines = ["index,label,predicted,probability"]
     lines += [f"{i},{names[int(y)]},{names[int(p)]},{prob:.6f}" for i, (y, p, prob) in enumerate(rows)]
     write_text(path, "\n".join(lines) + "\n")
+    return [path]

@@ -20,9 +20,10 @@ from resattn.callbacks import RunPlan
 from resattn.callbacks.ranks import ranks_end_together
 from resattn.callbacks.signals import fit as fit_until_stopped
 from resattn.callbacks.signals import stop_signals
+from resattn.cli.quiet import silence_harmless_warnings
 from resattn.cli.resume import resume_checkpoint
 from resattn.config.scale import describe as describe_scale
-from resattn.model_summary import summarize
+from resattn.model_summary import log_model_summary
 from resattn.training.build import build_callbacks, build_datamodule, build_trainer, instantiate_group, module_from_config
 from resattn.training.checkpoint_files import (
     CLASSIFIER,
@@ -31,7 +32,7 @@ from resattn.training.checkpoint_files import (
     new_classifier,
     state_shapes,
 )
-from resattn.training.evaluate import plot_test_confusion
+from resattn.training.evaluate import plot_test_confusion, run_title
 from resattn.training.module import ResAttnModule
 from resattn.training.precision import resolve_precision
 from resattn.validation import check_inputs, check_run
@@ -80,10 +81,12 @@ def _relative(path: str, run_dir: Path) -> str:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, and write ``metrics.json``, plots and checkpoints into the run dir."""
     check_run(cfg, "train")  # done before Hydra started when run from the command line
+    silence_harmless_warnings()
     precision = resolve_precision(cfg)  # before the module stores the config: checkpoints hold the chosen value
-    if rank_zero_only.rank == 0:
-        log.info(describe_scale(cfg))
     run_dir = Path(cfg.paths.output_dir)
+    if rank_zero_only.rank == 0:
+        log.info(f"run: {run_dir}")
+        log.info(describe_scale(cfg))
     check_inputs(cfg, "train")  # done by the preflight already when started from the command line
     resume_ckpt = resume_checkpoint(Path(cfg.resume)) if cfg.get("resume") else None
     pl.seed_everything(cfg.seed, workers=True)
@@ -93,7 +96,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     if cfg.get("ckpt_path"):  # not together with resume (check_config)
         init_from_checkpoint(module, cfg.ckpt_path, model_cfg)
-    rank_zero_info("\n" + summarize(module.net, (cfg.model.in_channels, cfg.model.input_size, cfg.model.input_size)))
+    if rank_zero_only.rank == 0:
+        log_model_summary(module.net, cfg.model, full=cfg.get("model_summary") == "full")
 
     callbacks = build_callbacks(cfg)
     for plan in (c for c in callbacks if isinstance(c, RunPlan)):
@@ -138,8 +142,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log_hparams(trainer.loggers, cfg, metrics, step=trainer.global_step)
         csv_logger = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
         if csv_logger is not None and Path(csv_logger.log_dir, "metrics.csv").is_file():
-            plot_curves(Path(csv_logger.log_dir, "metrics.csv"), run_dir / "curves.png", title=run_dir.name)
-        plot_test_confusion(module, run_dir, title=run_dir.name)
+            plot_curves(Path(csv_logger.log_dir, "metrics.csv"), run_dir / "curves.png", title=run_title(cfg, run_dir))
+        plot_test_confusion(module, run_dir, title=run_title(cfg, run_dir))
         plot_weight_histogram(module.net.classifier.weight, run_dir / "last_layer_hist.png")
         print_results({k: v for k, v in metrics.items() if not k.startswith("test/acc_")}, title=f"results: {run_dir}")
     return metrics
