@@ -14,7 +14,7 @@ from resattn.artifacts.atomic import write_bytes
 from resattn.errors import CheckpointError
 
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
-LOG_FILE = "train.log"  # what train.py logs to (conf/train.yaml: hydra.job.name)
+LOG_FILE = "train.log"  # what train.py logs to (conf/train.yaml: hydra.job_logging)
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 
 
