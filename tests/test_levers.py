@@ -93,11 +93,10 @@ def test_auto_precision_on_cuda_follows_native_bf16(monkeypatch: pytest.MonkeyPa
 
 
 def test_resolve_precision_writes_the_choice_into_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = compose_cfg(tmp_path, TINY)
-    assert cfg.trainer.precision == "auto"  # the default
+    assert compose_cfg(tmp_path, []).trainer.precision == "auto"  # the default (TINY pins 32)
     for caps, expected in (({"avx2": True}, "32"), ({"amx_bf16": True}, "bf16-mixed")):
         monkeypatch.setattr(precision_mod, "cpu_capabilities", lambda caps=caps: caps)
-        cfg = compose_cfg(tmp_path, TINY)
+        cfg = compose_cfg(tmp_path, [*TINY, "trainer.precision=auto"])
         assert resolve_precision(cfg).value == expected and cfg.trainer.precision == expected
     explicit = compose_cfg(tmp_path, [*TINY, "trainer.precision=32"])
     assert resolve_precision(explicit).reason == "set explicitly" and explicit.trainer.precision == 32
@@ -107,7 +106,7 @@ def test_eval_keeps_the_precision_auto_chose_in_training(tmp_path: Path, monkeyp
     """A run trained where auto meant bf16 stores bf16-mixed; eval.py here (auto: 32) evaluates in bf16 again."""
     monkeypatch.setattr(precision_mod, "cpu_capabilities", lambda: {"amx_bf16": True, "cpu_name": "AMX CPU"})
     run = tmp_path / "run"
-    recorded = train(compose_cfg(run, [*TINY, *SMALL, "trainer.max_epochs=1"]))
+    recorded = train(compose_cfg(run, [*TINY, *SMALL, "trainer.max_epochs=1", "trainer.precision=auto"]))
     assert run_config_of(run_checkpoint(run))["trainer"]["precision"] == "bf16-mixed"
     evaluated = run_script("eval.py", f"ckpt_path={run}", f"hydra.run.dir={tmp_path / 'eval'}")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
@@ -123,11 +122,11 @@ def test_train_cli_plan_line_per_step_logs_and_hparams_view(tmp_path: Path) -> N
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     run = tmp_path / "run"
-    args = [*TINY, "trainer.log_every_n_steps=2", "callbacks.plan.warmup_steps=1", "callbacks.plan.measure_steps=2"]
+    args = [*TINY, "trainer.precision=auto", "trainer.log_every_n_steps=2", "callbacks.plan.warmup_steps=1", "callbacks.plan.measure_steps=2"]
     result = run_script("train.py", *args, f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr[-2000:]
     plan = next(line for line in (run / "train.log").read_text().splitlines() if "plan: " in line)
-    here = auto_precision("cpu")  # on the development machine (AVX2 only): precision 32, bf16 would be emulated
+    here = auto_precision("cpu")  # what auto means on this machine (AVX2 only: 32; native bf16: bf16-mixed)
     assert plan.endswith(f"; {here.describe()}"), plan
     assert run_config_of(run_checkpoint(run))["trainer"]["precision"] == here.value
 

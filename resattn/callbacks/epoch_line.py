@@ -12,8 +12,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.utilities import rank_zero_only
 
-from resattn.cli.quiet import LOG_FILE_ONLY
 from resattn.artifacts.results import format_seconds, to_number
+from resattn.cli.quiet import LOG_FILE_ONLY
 
 log = logging.getLogger("resattn")
 
