@@ -122,7 +122,13 @@ def test_train_cli_plan_line_per_step_logs_and_hparams_view(tmp_path: Path) -> N
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     run = tmp_path / "run"
-    args = [*TINY, "trainer.precision=auto", "trainer.log_every_n_steps=2", "callbacks.plan.warmup_steps=1", "callbacks.plan.measure_steps=2"]
+    args = [
+        *TINY,
+        "trainer.precision=auto",
+        "trainer.log_every_n_steps=2",
+        "callbacks.plan.warmup_steps=1",
+        "callbacks.plan.measure_steps=2",
+    ]
     result = run_script("train.py", *args, f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr[-2000:]
     plan = next(line for line in (run / "train.log").read_text().splitlines() if "plan: " in line)
