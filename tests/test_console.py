@@ -31,7 +31,7 @@ def test_smoke_run_prints_one_screen_before_the_progress_bar(smoke) -> None:
     head = lines[:first_bar]
     assert len(head) <= ONE_SCREEN, "\n".join(head)
     assert head[0] == f"run: {run}"
-    for start in ("scale: ", "data: ", "model: ", "  stage 1 ", "  layer table in smoke.log"):
+    for start in ("scale: ", "data: ", "model: ", "  stage 1 ", "  layer table in train.log"):
         assert any(line.startswith(start) for line in head), start
     assert not any("Layer" in line or "Tip" in line for line in head), "\n".join(head)
     assert any(line.startswith("plan: ") for line in lines)  # once the first steps are timed
@@ -39,7 +39,7 @@ def test_smoke_run_prints_one_screen_before_the_progress_bar(smoke) -> None:
 
 def test_layer_table_goes_to_the_log_file_and_known_noise_nowhere(smoke) -> None:
     run, proc = smoke
-    log = (run / "smoke.log").read_text()
+    log = (run / "train.log").read_text()
     assert re.search(r"^Layer +Type +Output shape +Param #$", log, re.M) and "Total params: " in log
     assert "Layer " not in proc.stdout
     for noise in ("LeafSpec", "smaller than the logging interval", "💡 Tip"):
@@ -51,7 +51,7 @@ def test_epoch_lines_when_stdout_is_not_a_terminal(smoke) -> None:
     line = re.compile(r"^epoch (\d+)/4: train/loss \d\.\d{4}, val/loss \d\.\d{4}, val/acc \d\.\d{4}, best val/acc \d\.\d{4}; \d+ s$")
     epochs = [int(m[1]) for m in map(line.match, proc.stdout.splitlines()) if m]
     assert epochs == list(range(1, EPOCHS + 1)), proc.stdout[-3000:]
-    assert len(re.findall(r"\] - epoch \d+/4: ", (run / "smoke.log").read_text())) == EPOCHS
+    assert len(re.findall(r"\] - epoch \d+/4: ", (run / "train.log").read_text())) == EPOCHS
 
 
 def test_results_table_names_the_run_dir_whole_and_rounds_times(smoke) -> None:

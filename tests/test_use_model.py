@@ -390,6 +390,30 @@ def test_weights_registry_and_torch_hub(tiny_run: Path, tmp_path: Path, hub_dir:
         weights.get("test-none")
 
 
+SHIPPED = [entry for entry in weights.REGISTRY.values() if "://" not in entry.url]  # files kept in the repository
+
+
+@pytest.mark.parametrize("entry", SHIPPED, ids=[entry.name for entry in SHIPPED])
+def test_shipped_weights_reproduce_their_published_accuracy(entry: weights.Weights, hub_dir: Path) -> None:
+    """``torch.hub.load(<repo>, <builder>, source="local", weights=<name>)`` on all 10,000 real test images, in float32,
+    gives the registry's ``test_acc_fp32`` (checksum verified on the way)."""
+    from resattn.data.splits import pool_affine
+
+    root = _real_root()
+    net = torch.hub.load(str(REPO), entry.builder, source="local", weights=entry.name).eval()
+    affine = pool_affine(net.preprocessing["mean"], net.preprocessing["std"])
+    scale, shift = (torch.tensor(a, dtype=torch.float32).view(1, -1, 1, 1) for a in affine)
+    with np.load(root / "cifar10.npz") as npz:
+        images, labels = torch.from_numpy(npz["x_test"]).permute(0, 3, 1, 2), torch.from_numpy(npz["y_test"]).long().view(-1)
+    assert len(labels) == 10_000
+    with torch.inference_mode():
+        correct = sum(
+            int((net(torch.addcmul(shift, images[i : i + 1000].float(), scale)).argmax(1) == labels[i : i + 1000]).sum())
+            for i in range(0, len(labels), 1000)
+        )
+    assert correct / len(labels) == pytest.approx(entry.meta["test_acc_fp32"], abs=1e-3)
+
+
 # ------------------------------------------------------------------------------ your own data, fine-tuning
 
 TREE = [o for o in TINY if not o.startswith(("data.", "data="))] + ["data=imagefolder", "model.num_classes=3", "model.input_size=40"]
