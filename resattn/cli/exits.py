@@ -1,5 +1,5 @@
 """The one place that turns exceptions into ``error:`` lines and exit codes (the codes: :mod:`resattn.errors`):
-one line, non-zero exit, traceback only on request (``HYDRA_FULL_ERROR=1``)."""
+one line, non-zero exit, traceback only on request (``HYDRA_FULL_ERROR=1``); and who prints (rank zero)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from typing import Callable, NoReturn
 
 from resattn.artifacts.atomic import out_of_space
 from resattn.errors import EXIT_SIGINT, EXIT_USER_ERROR, DiskFull, ResattnError
+
+
+def is_rank_zero() -> bool:
+    """False in DDP ranks > 0 (started by Lightning, torchrun or SLURM): they print no notes."""
+    return all(os.environ.get(k, "0") in ("", "0") for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
 
 
 def full_error_requested() -> bool:

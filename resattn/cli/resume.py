@@ -56,7 +56,7 @@ def resume_checkpoint(run_dir: Path) -> Path:
             f"resume={run_dir}: no valid checkpoint to resume from: {LAST_CKPT}: {problem}, {also}; start a new run; "
             "this one is left untouched"
         )
-    from resattn.cli.sweep_callbacks import is_rank_zero
+    from resattn.cli.exits import is_rank_zero
 
     if (ckpt, valid) not in _WARNED and is_rank_zero():  # DDP ranks > 0 check the same files
         _WARNED.add((ckpt, valid))

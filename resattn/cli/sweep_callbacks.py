@@ -23,7 +23,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from resattn.cli.exits import fail
+from resattn.cli.exits import fail, is_rank_zero
 from resattn.errors import EXIT_JOBS_FAILED
 from resattn.training.metrics import CLASS_METRIC, RESULT_METRICS, TEST_METRICS
 
@@ -33,11 +33,6 @@ log = logging.getLogger("resattn.sweep")
 # Set by Lightning's subprocess DDP launcher in the launching process (and inherited by its ranks).
 DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 SPAWNING_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")
-
-
-def is_rank_zero() -> bool:
-    """False in DDP ranks > 0 (started by Lightning, torchrun or SLURM)."""
-    return all(os.environ.get(k, "0") in ("", "0") for k in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
 
 
 def check_optimized_metric(cfg: DictConfig) -> None:

@@ -33,7 +33,7 @@ STORED_KEYS = {
 }
 _OVERRIDE = re.compile(r"^(?P<prefix>[+~]*)(?P<key>[\w./@-]+)=(?P<value>.*)$", re.S)
 _WORD = re.compile(r"[A-Za-z0-9_]+")
-_ANNOUNCED: set[tuple[str, str]] = set()  # (key, old value) pairs a note has named in this process
+_NOTED: list[bool] = []  # [True] once this process has printed its note
 
 
 def renamed_value(key: str, value: str) -> str:
@@ -80,13 +80,14 @@ def renamed_stored(hyper: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
 
 
 def _announce(changes: list[tuple[str, str, str]]) -> None:
-    """One ``note:`` line for the renames not yet announced in this process (rank zero only)."""
-    from resattn.cli.sweep_callbacks import is_rank_zero
+    """One ``note:`` line a process (rank zero only), for the first old names it meets: a command reads one run's
+    names from several files (overrides, checkpoint), and one line says that they continue under the new ones."""
+    from resattn.cli.exits import is_rank_zero
 
-    fresh = list(dict.fromkeys(c for c in changes if (c[0], c[1]) not in _ANNOUNCED))
-    _ANNOUNCED.update((key, old) for key, old, _ in fresh)
-    if not fresh or not is_rank_zero():
+    fresh = list(dict.fromkeys(changes))  # in order, once each
+    if not fresh or _NOTED or not is_rank_zero():
         return
+    _NOTED.append(True)
     names = ", ".join(f"'{key}={old}' is now '{key}={new}'" for key, old, new in fresh)
     plural = "s" if len(fresh) > 1 else ""
     print(f"note: {names} (renamed); continuing with the new name{plural}", file=sys.stderr)
