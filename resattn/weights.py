@@ -66,7 +66,8 @@ def _shipped() -> None:
                 "dtype": "float16",
                 "trained": "2026-12-04, 2-core AMD EPYC (Zen 4), bf16-mixed, 24 epochs, 2,261 s of training",
                 "protocol": "honest: 30k training pool, disjoint 5k holdout, all 10,000 CIFAR-10 test images",
-                "command": "python train.py experiment=improved scale=cpu",
+                # scale=cpu as it was before its retuning (2026-12-04)
+                "command": "python train.py experiment=improved scale=cpu model.width=8 trainer.max_epochs=24 tta=none",
             },
         )
     )

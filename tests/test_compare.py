@@ -65,12 +65,13 @@ def test_report_rejects_a_folder_that_is_not_a_run(tmp_path: Path, experiments_s
     assert proc.returncode == 2 and "not a train.py run directory" in proc.stderr
 
 
-def _finished_run(run_dir: Path, overrides: list[str], test_acc: float) -> Path:
+def _finished_run(run_dir: Path, overrides: list[str], test_acc: float, train_time_s: float = 1511.76, epochs: int = 24) -> Path:
     """A run directory as train.py leaves it, as far as the report reads it (no training)."""
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in [*overrides, f"hydra.run.dir={run_dir}"]))
     (run_dir / ".hydra" / "config.yaml").write_text("task_name: improved\nseed: 42\nmodel:\n  attention: arl\n")
-    metrics = {"status": "ok", "task": "improved", "val/acc_best": test_acc, "test/acc": test_acc, "train_time_s": 1511.76}
+    metrics = {"status": "ok", "task": "improved", "val/acc_best": test_acc, "test/acc": test_acc}
+    metrics.update({"train_time_s": train_time_s, "epochs": epochs})
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     return run_dir
 
@@ -90,3 +91,22 @@ def test_published_labels_name_only_what_differs(tmp_path: Path) -> None:
     assert "± 0.0000" not in readme and "25 min 12 s" in readme  # one run per configuration: no spread; times in seconds
     with Image.open(out / "summary.png") as picture:
         assert picture.size[0] > picture.size[1]
+
+
+def test_time_to_accuracy_picture_of_budgets_with_a_reference_point(tmp_path: Path) -> None:
+    runs = [
+        _finished_run(tmp_path / f"e{epochs}", ["experiment=improved", f"trainer.max_epochs={epochs}"], acc, 60.0 * epochs, epochs)
+        for epochs, acc in ((8, 0.80), (16, 0.85), (26, 0.88))
+    ]
+    out = tmp_path / "budgets"
+    reference = "original 56mini-Adam-Base, P100:76.8:0.7854"
+    args = ["-m", "resattn.report", *map(str, runs), "--out", str(out), "--quiet", "--time-to-accuracy"]
+    proc = run_script(*args, "--reference", reference)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "![test/acc against training time](time_to_accuracy.png)" in (out / "summary.md").read_text()
+    with Image.open(out / "time_to_accuracy.png") as picture:
+        assert picture.size[0] > picture.size[1] > 400
+    bad = run_script(*args, "--reference", "P100:76.8")
+    assert bad.returncode == 2 and "expected LABEL:MINUTES:ACCURACY" in bad.stderr
+    alone = run_script("-m", "resattn.report", *map(str, runs), "--out", str(out), "--reference", reference)
+    assert alone.returncode == 2 and "add --time-to-accuracy" in alone.stderr

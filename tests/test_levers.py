@@ -298,6 +298,16 @@ def test_tta_none_is_todays_path_and_flip_never_touches_training(tmp_path: Path)
     assert told["test/loss"] != mirrored["test/loss"]
 
 
+def test_val_tta_sets_validation_apart_from_the_test(tmp_path: Path) -> None:
+    """``tta=flip val_tta=none``: validation (and so the checkpoint choice) as with tta=none, the test as with flip."""
+    plain = train(compose_cfg(tmp_path / "none", [*TINY, *SMALL, "tta=none"]))
+    split = train(compose_cfg(tmp_path / "split", [*TINY, *SMALL, "tta=flip", "val_tta=none"]))
+    assert (split["val/acc_best"], split["val/acc"], split["best_ckpt"]) == (plain["val/acc_best"], plain["val/acc"], plain["best_ckpt"])
+    flipped = evaluate(compose_cfg(tmp_path / "eval_flip", [f"ckpt_path={tmp_path / 'split'}", "tta=flip"], "eval"))
+    assert (split["test/acc"], split["test/loss"]) == (flipped["test/acc"], flipped["test/loss"]) != (plain["test/acc"], plain["test/loss"])
+    assert config_error("val_tta=mirror").startswith("val_tta='mirror': not supported")
+
+
 def test_tta_unknown_mode_is_a_config_error() -> None:
     message = config_error("tta=mirror")
     assert message.startswith("tta='mirror': not supported") and "flip_translate" in message

@@ -21,6 +21,8 @@ from tests.conftest import TINY, run_script
 from tests.helpers import run_checkpoint
 from tests.test_train import EXPERIMENTS
 
+CPU_WIDTH = {"improved": 16}  # scale=cpu's width per experiment (8 unless listed)
+
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_cpu_scale_shrinks_model_and_length_keeps_data(experiment: str) -> None:
@@ -28,7 +30,7 @@ def test_cpu_scale_shrinks_model_and_length_keeps_data(experiment: str) -> None:
     cpu = compose("train", [f"experiment={experiment}", "scale=cpu"])
     ratio = cpu.trainer.max_epochs / full.trainer.max_epochs
     assert full.trainer.max_epochs == full.epochs == cpu.epochs  # the experiment's length, at every scale
-    assert cpu.model.width == 8 < full.model.width and ratio < 1
+    assert cpu.model.width == CPU_WIDTH.get(experiment, 8) < full.model.width and ratio < 1
     assert (cpu.data.train_size, cpu.data.val_size, cpu.data.test_size) == (full.data.train_size, full.data.val_size, None)
     assert cpu.data.val_source == "holdout" and cpu.data.batch_size == full.data.batch_size
     sched, full_sched = cpu.scheduler.scheduler, full.scheduler.scheduler
@@ -210,4 +212,6 @@ def test_plan_estimates_the_run_and_suggests_cpu_scale_on_cpu() -> None:
     assert line.startswith("plan: 60 epochs x 234 steps, about 8.2 h on cpu (2.00 s/step")
     assert "try scale=cpu" in line
     assert "scale=cpu" not in RunPlan(scale="cpu").plan(_fake_trainer(234, 24), step_s=0.3)
+    # scale=cpu says when this machine cannot keep its 30 minutes (e.g. fp32 on a CPU without native bf16)
+    assert "over scale=cpu's 30-minute target" in RunPlan(scale="cpu").plan(_fake_trainer(117, 26), step_s=1.0)
     assert "scale=cpu" not in RunPlan(scale="full").plan(_fake_trainer(234, 60, "cuda"), step_s=2.0)

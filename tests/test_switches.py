@@ -104,9 +104,10 @@ def test_compile_resume_and_ckpt_path(tmp_path: Path, graph_counter: GraphCounte
     assert new["status"] == "ok" and new["epochs"] == 1
 
 
-@pytest.mark.timeout(1500)  # three processes compile with inductor (about 1-2 min each on 2 idle cores)
-def test_compile_true_with_inductor_trains_resumes_and_evaluates_from_the_cli(tmp_path: Path) -> None:
-    """The command that crashed at its first forward, with the default (real) backend: inductor."""
+@pytest.mark.timeout(1000)  # two processes compile with inductor (about 1-2 min each on 2 idle cores)
+def test_compile_true_with_inductor_trains_and_evaluates_from_the_cli(tmp_path: Path) -> None:
+    """The command that crashed at its first forward, with the default (real) backend: inductor. (Resuming a
+    compiled run is test_compile_resume_and_ckpt_path's, with a graph-counting backend: the same code path.)"""
     run = tmp_path / "run"
     first = run_script("train.py", *SHORT, "compile=true", f"hydra.run.dir={run}", timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -116,9 +117,6 @@ def test_compile_true_with_inductor_trains_resumes_and_evaluates_from_the_cli(tm
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     recorded, again = _metrics(run), _metrics(tmp_path / "eval")
     assert (again["test/acc"], again["test/loss"]) == (recorded["test/acc"], recorded["test/loss"])
-    resumed = run_script("train.py", f"resume={run}", "trainer.max_epochs=2", timeout=900)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert _metrics(run)["epochs"] == 2
 
 
 def test_bad_compile_backend_is_one_clear_error(tmp_path: Path) -> None:

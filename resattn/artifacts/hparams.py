@@ -51,6 +51,7 @@ def main_hparams(cfg: DictConfig) -> dict[str, Any]:
         "ema": bool(c.get("ema")),
         "ema/decay": ema.get("decay") if c.get("ema") else None,
         "tta": c.get("tta", "none"),
+        "val_tta": c.get("val_tta"),
     }
     return {k: v for k, v in params.items() if v is not None}
 

@@ -16,6 +16,7 @@ log = logging.getLogger("resattn")
 
 # A CPU run at scale=full whose estimate exceeds this suggests scale=cpu.
 SUGGEST_CPU_SCALE_ABOVE_S = 3600.0
+CPU_SCALE_TARGET_S = 1800.0  # scale=cpu's promise: at most 30 minutes on 2 cores (with native bf16: docs/results.md)
 # Evaluating an image costs about a third of training on it (forward only).
 EVAL_COST_RATIO = 1 / 3
 
@@ -38,11 +39,14 @@ class RunPlan(Callback):
         warmup_steps: first steps left out of the timing (allocator warm-up, lazy initialisation).
         measure_steps: steps timed.
         tta: the run's test-time augmentation (``tta``): validation costs its number of forwards per image.
+        val_tta: validation's own test-time augmentation when it differs (``val_tta``); None: ``tta``.
     """
 
-    def __init__(self, scale: str = "full", warmup_steps: int = 5, measure_steps: int = 20, tta: str = "none") -> None:
+    def __init__(
+        self, scale: str = "full", warmup_steps: int = 5, measure_steps: int = 20, tta: str = "none", val_tta: str | None = None
+    ) -> None:
         self.scale = scale
-        self.tta = tta
+        self.tta = val_tta or tta
         self.warmup_steps = warmup_steps
         self.measure_steps = measure_steps
         self._seen = 0
@@ -86,6 +90,8 @@ class RunPlan(Callback):
             line += f"; resumed: {remaining_steps} of {total_steps} steps left"
         if device == "cpu" and self.scale == "full" and seconds > SUGGEST_CPU_SCALE_ABOVE_S:
             line += "; on a CPU try scale=cpu (at most 30 min on 2 cores)"
+        if device == "cpu" and self.scale == "cpu" and seconds > CPU_SCALE_TARGET_S:
+            line += "; over scale=cpu's 30-minute target on this machine"
         if self.precision:
             line += f"; {self.precision}"
         return line

@@ -10,21 +10,36 @@ from typing import Any, Mapping, Sequence
 from resattn.artifacts.atomic import write_text
 from resattn.cli.exits import run_cli
 from resattn.errors import ConfigError
-from resattn.report.plots import plot_summary, plot_val_curves
-from resattn.report.runs import CSV_NAME, CURVES_NAME, MD_NAME, PNG_NAME, Sweep, collect, collect_runs, find_job_dirs, is_run_dir
+from resattn.report.plots import plot_summary, plot_time_to_accuracy, plot_val_curves
+from resattn.report.runs import CSV_NAME, CURVES_NAME, MD_NAME, PNG_NAME, TIME_NAME, Sweep, collect, collect_runs, find_job_dirs, is_run_dir
 from resattn.report.tables import csv_text, markdown, print_summary
 
 DESCRIPTION = "Write summary.csv, summary.md, summary.png and val_curves.png for a sweep or for separate runs."
+Reference = tuple[str, float, float]  # label, training minutes, accuracy
 
 
-def write_files(sweep: Sweep) -> Sweep:
-    """Write ``summary.csv``, ``summary.md`` and (when there are results) ``summary.png`` and ``val_curves.png``."""
+def write_files(sweep: Sweep, time_to_accuracy: bool = False, references: Sequence[Reference] = ()) -> Sweep:
+    """Write ``summary.csv``, ``summary.md`` and (when there are results) ``summary.png`` and ``val_curves.png``;
+    with ``time_to_accuracy`` also ``time_to_accuracy.png`` (``references`` drawn into it)."""
     sweep.dir.mkdir(parents=True, exist_ok=True)
     picture = plot_summary(sweep, sweep.dir / PNG_NAME)
     curves = plot_val_curves(sweep, sweep.dir / CURVES_NAME)
+    timed = plot_time_to_accuracy(sweep, sweep.dir / TIME_NAME, references) if time_to_accuracy else None
     write_text(sweep.dir / CSV_NAME, csv_text(sweep))
-    write_text(sweep.dir / MD_NAME, markdown(sweep, picture, curves))
+    write_text(sweep.dir / MD_NAME, markdown(sweep, picture, curves, timed))
     return sweep
+
+
+def parse_reference(text: str) -> Reference:
+    """``LABEL:MINUTES:ACCURACY`` (the label may hold colons) -> ``(label, minutes, accuracy)``."""
+    parts = text.rsplit(":", 2)
+    try:
+        label, minutes, value = parts[0], float(parts[1]), float(parts[2])
+    except (IndexError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LABEL:MINUTES:ACCURACY, e.g. 'original, P100:76.8:0.7854'") from None
+    if not label:
+        raise argparse.ArgumentTypeError(f"{text!r}: the label before MINUTES:ACCURACY is empty")
+    return label, minutes, value
 
 
 def write_summary(sweep_dir: str | Path, config: Mapping[str, Any] | None = None) -> Sweep:
@@ -46,8 +61,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--publish", action="store_true", help="also copy each run's metrics.json and curves.png into --out and write its README.md"
     )
     parser.add_argument("--title", help="heading of a comparison of runs (default: Comparison of N runs)")
+    parser.add_argument(
+        "--time-to-accuracy",
+        action="store_true",
+        help="also write time_to_accuracy.png: test/acc against training minutes (runs differing only in trainer.max_epochs joined)",
+    )
+    parser.add_argument(
+        "--reference",
+        type=parse_reference,
+        action="append",
+        default=[],
+        metavar="LABEL:MINUTES:ACCURACY",
+        help="a published point drawn into time_to_accuracy.png (repeatable)",
+    )
     parser.add_argument("--quiet", action="store_true", help="write the files without printing the table")
     args = parser.parse_args(argv)
+    if args.reference and not args.time_to_accuracy:
+        parser.error("--reference is drawn into time_to_accuracy.png: add --time-to-accuracy")
     return run_cli(lambda: _report(args))
 
 
@@ -71,12 +101,12 @@ def _report(args: argparse.Namespace) -> int:
             "(e.g. <sweep dir>/*/) instead of the sweep directory"
         )
     if single_sweep:
-        sweep = write_summary(args.dirs[0])
+        sweep = write_files(collect(args.dirs[0]), args.time_to_accuracy, args.reference)
     else:
         out = args.out or Path("outputs") / "reports" / time.strftime("%Y-%m-%d_%H-%M-%S")
         sweep = collect_runs(args.dirs, out)
         sweep.title = args.title or sweep.title
-        write_files(sweep)
+        write_files(sweep, args.time_to_accuracy, args.reference)
         if args.publish:
             from resattn.report.publish import publish
 

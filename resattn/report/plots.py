@@ -1,11 +1,14 @@
-"""Pictures of a comparison: the test metric per configuration and the runs' validation curves."""
+"""Pictures of a comparison: the test metric per configuration, the runs' validation curves, and the test metric
+against training time."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
-from resattn.report.runs import PLOT_METRIC, SEED_KEY, Group, Sweep
+from resattn.report.runs import PLOT_METRIC, SEED_KEY, Group, Job, Sweep
+
+EPOCHS_KEY = "trainer.max_epochs"  # the budget axis of plot_time_to_accuracy
 
 
 def _as_float(text: str) -> float | None:
@@ -142,3 +145,42 @@ def plot_val_curves(sweep: Sweep, out_path: Path) -> Path | None:
 
     runs = {sweep.label(job): job.path / "csv" / "metrics.csv" for job in sweep.jobs if job.status == "ok"}
     return plot(runs, out_path, title=_title(f"validation curves ({len(runs)} {sweep.unit})", sweep))
+
+
+def plot_time_to_accuracy(
+    sweep: Sweep, out_path: Path, references: Sequence[tuple[str, float, float]] = (), metric: str = PLOT_METRIC
+) -> Path | None:
+    """``time_to_accuracy.png``: ``metric`` against training minutes (``train_time_s``), one point per run, labelled
+    with its epochs; runs that differ only in ``trainer.max_epochs`` are joined by a line (one budget curve per
+    configuration). ``references`` (label, minutes, accuracy), e.g. a published result, are drawn as stars."""
+    from matplotlib.figure import Figure
+
+    series: dict[str, list[tuple[float, float, Job]]] = {}
+    for job in sweep.jobs:
+        minutes, value = job.value("train_time_s"), job.value(metric)
+        if minutes is None or value is None:
+            continue
+        series.setdefault(sweep.label_without(job, EPOCHS_KEY) or "runs", []).append((minutes / 60, value, job))
+    if not series:
+        return None
+    fig = Figure(figsize=(7.5, 4.8))
+    ax = fig.add_subplot()
+    for name, points in series.items():
+        points.sort(key=lambda p: p[0])
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+        for minutes, value, job in points:
+            epochs = job.metrics.get("epochs")
+            note = f"{value:.3f}" + (f" ({epochs} ep)" if epochs else "")
+            ax.annotate(note, (minutes, value), xytext=(5, -11), textcoords="offset points", fontsize=8)
+    for label, minutes, value in references:
+        ax.plot([minutes], [value], marker="*", markersize=13, linestyle="none", color="tab:red", label=label)
+        ax.annotate(f"{value:.3f}", (minutes, value), xytext=(6, -11), textcoords="offset points", fontsize=8, color="tab:red")
+    ax.set_xlim(left=0)
+    ax.set_xlabel("training time (minutes)")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(_title(f"{metric} against training time", sweep, [k for k in sweep.keys if k != EPOCHS_KEY]), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=150)
+    return out_path

@@ -17,6 +17,7 @@ from resattn.config.renames import renamed_overrides, renamed_value
 SEED_KEY = "seed"
 PLOT_METRIC = "test/acc"
 CSV_NAME, MD_NAME, PNG_NAME, CURVES_NAME = "summary.csv", "summary.md", "summary.png", "val_curves.png"
+TIME_NAME = "time_to_accuracy.png"
 EXPERIMENT_KEY = "experiment"
 # Overrides that say where a run wrote its files, not what it ran: never comparison axes.
 LOCATION_PREFIXES = ("paths.", "hydra.")
@@ -69,6 +70,10 @@ class Sweep:
         """``experiment, key=value, ...``: a sweep's job with every swept key (seed included); a run of a comparison
         with only the keys where it differs from :meth:`baseline`."""
         return self._label({k: job.overrides.get(k, "") for k in self.keys}) or job.name
+
+    def label_without(self, job: Job, key: str) -> str:
+        """:meth:`label` of ``job`` leaving ``key`` out (e.g. the budget, to name a budget curve)."""
+        return self._label({k: job.overrides.get(k, "") for k in self.keys if k != key})
 
     def group_label(self, group: Group) -> str:
         """:meth:`label` of a configuration (its non-seed keys)."""

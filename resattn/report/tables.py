@@ -88,7 +88,7 @@ def headline(sweep: Sweep) -> str:
     return text
 
 
-def markdown(sweep: Sweep, picture: Path | None, curves: Path | None = None) -> str:
+def markdown(sweep: Sweep, picture: Path | None, curves: Path | None = None, timed: Path | None = None) -> str:
     parts = [f"# {sweep.title}", "", headline(sweep), "", md_table(*job_rows(sweep))]
     if sweep.seeds_swept:
         parts += ["", f"## Mean ± std over `{SEED_KEY}`", "", md_table(*aggregate_rows(sweep))]
@@ -96,6 +96,8 @@ def markdown(sweep: Sweep, picture: Path | None, curves: Path | None = None) -> 
         parts += ["", f"![{PLOT_METRIC} per configuration]({picture.name})"]
     if curves is not None:
         parts += ["", f"![validation curves]({curves.name})"]
+    if timed is not None:
+        parts += ["", f"![{PLOT_METRIC} against training time]({timed.name})"]
     return "\n".join(parts) + "\n"
 
 

@@ -29,6 +29,8 @@ class ScaleConfig:
     reference_epochs: Optional[int] = spec("${trainer.max_epochs}", integer(-1, nullable=True))  # ratio 1: as configured
     default_epochs: Optional[int] = spec(None, integer(1, nullable=True))
     epochs_by_task: Dict[str, int] = field(default_factory=dict)
+    default_width: Optional[int] = spec(None, integer(1, nullable=True))
+    width_by_task: Dict[str, int] = field(default_factory=dict)
     min_patience: Optional[int] = spec(None, integer(1, nullable=True))
 
 
@@ -79,5 +81,6 @@ class TrainConfig(EvalConfig):
     compile_options: CompileConfig = field(default_factory=CompileConfig)
     label_smoothing: float = spec(0.0, PROBABILITY)
     ema: bool = False  # average the weights with callbacks.ema (resattn.callbacks.EMA)
+    val_tta: Optional[str] = spec(None, choice(*TTA_MODES, nullable=True))  # validation's tta while fitting; null: tta's
     test: bool = True
     model_summary: str = spec("short", choice("short", "full"))  # full: the layer table on the console too

@@ -39,6 +39,7 @@ def module_from_config(cfg: Mapping[str, Any], preprocessing: Mapping[str, Any] 
             label_smoothing=float(run.get("label_smoothing", defaults.label_smoothing)),
         ),
         tta=run.get("tta", "none"),
+        val_tta=run.get("val_tta"),
         speed=SpeedSettings(
             channels_last=run.get("channels_last", False),
             batch_size=int((run.get("data") or {}).get("batch_size") or 0),

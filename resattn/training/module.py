@@ -61,7 +61,10 @@ class ResAttnModule(pl.LightningModule):
         optimizer: ``params -> Optimizer`` (e.g. ``instantiate(cfg.optimizer)``, a partial).
         scheduler: ``(optimizer, total_steps) -> lr_scheduler dict or None``; None: constant learning rate.
         loss: the training loss (:class:`LossSettings`).
-        tta: test-time augmentation of validation, test and prediction (:mod:`resattn.training.tta`).
+        tta: test-time augmentation of test, prediction and (unless ``val_tta`` is set) validation
+            (:mod:`resattn.training.tta`).
+        val_tta: validation's test-time augmentation while fitting, when it differs from ``tta`` (e.g. a cheaper
+            one: validation runs every epoch, the test once); None: ``tta``.
         speed: memory format and compile (:class:`SpeedSettings`).
         preprocessing: what using the model needs besides its weights (training normalisation mean/std, class
             names, input size, data protocol; :meth:`CIFAR10DataModule.describe_preprocessing`). Taken from the
@@ -75,6 +78,7 @@ class ResAttnModule(pl.LightningModule):
         scheduler: SchedulerFactory | None = None,
         loss: LossSettings = LossSettings(),
         tta: str = "none",
+        val_tta: str | None = None,
         speed: SpeedSettings = SpeedSettings(),
         preprocessing: dict[str, Any] | None = None,
     ) -> None:
@@ -85,6 +89,7 @@ class ResAttnModule(pl.LightningModule):
         self.loss_settings = loss
         self.speed = speed
         self.tta = tta
+        self.val_tta = val_tta
         # Resolved against the training device in configure_model (``auto``); plain contiguous until then.
         self.channels_last = speed.channels_last is True
         self.num_classes = int(net.classifier.out_features)
@@ -189,10 +194,11 @@ class ResAttnModule(pl.LightningModule):
         logits = self(x)
         return logits, y, F.cross_entropy(logits, y, label_smoothing=label_smoothing)
 
-    def _eval_step(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Logits under test-time augmentation ``tta`` (``none``: one plain forward), targets, cross-entropy."""
+    def _eval_step(self, batch: Any, tta: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits under test-time augmentation ``tta`` (default ``self.tta``; ``none``: one plain forward), targets,
+        cross-entropy."""
         x, y = batch[0], batch[1]
-        logits = tta_logits(self, x, self.tta)
+        logits = tta_logits(self, x, tta or self.tta)
         return logits, y, F.cross_entropy(logits, y)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -224,7 +230,7 @@ class ResAttnModule(pl.LightningModule):
         self.train_acc.reset()
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        logits, y, ce = self._eval_step(batch)
+        logits, y, ce = self._eval_step(batch, self.val_tta)
         self.val_loss.update(ce, weight=y.numel())
         self.val_acc.update(logits, y)
 
