@@ -67,7 +67,24 @@ def _shipped() -> None:
                 "trained": "2026-12-04, 2-core AMD EPYC (Zen 4), bf16-mixed, 24 epochs, 2,261 s of training",
                 "protocol": "honest: 30k training pool, disjoint 5k holdout, all 10,000 CIFAR-10 test images",
                 # scale=cpu as it was before its retuning (2026-12-04)
-                "command": "python train.py experiment=improved scale=cpu model.width=8 trainer.max_epochs=24 tta=none",
+                "command": "python train.py experiment=improved scale=cpu model.width=8 trainer.max_epochs=24 tta=none val_tta=null",
+            },
+        )
+    )
+    register(
+        Weights(
+            "attention56_mini_w16_cifar10",
+            url="weights/attention56_mini_w16_cifar10.safetensors",
+            sha256="b2e2f9de5e992c6830a8a54c23ea45a1dcbad8677f90e273c05b116e2e8a60f5",
+            builder="attention56_mini",
+            meta={
+                "test_acc": 0.8856,  # eval.py ckpt_path=attention56_mini_w16_cifar10 (bf16-mixed; the run's tta=flip_translate)
+                "test_acc_fp32": 0.8702,  # the same weights in float32, one plain forward (torch.hub.load: no autocast, no TTA)
+                "width": 16,
+                "dtype": "float16",
+                "trained": "2026-12-04, 2-core AMD EPYC (Zen 4), bf16-mixed, 26 epochs, 1,655 s of training",
+                "protocol": "honest: 30k training pool, disjoint 5k holdout, all 10,000 CIFAR-10 test images",
+                "command": "python train.py experiment=improved scale=cpu",
             },
         )
     )

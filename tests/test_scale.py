@@ -215,3 +215,12 @@ def test_plan_estimates_the_run_and_suggests_cpu_scale_on_cpu() -> None:
     # scale=cpu says when this machine cannot keep its 30 minutes (e.g. fp32 on a CPU without native bf16)
     assert "over scale=cpu's 30-minute target" in RunPlan(scale="cpu").plan(_fake_trainer(117, 26), step_s=1.0)
     assert "scale=cpu" not in RunPlan(scale="full").plan(_fake_trainer(234, 60, "cuda"), step_s=2.0)
+
+
+def test_improved_at_cpu_scale_and_the_overrides_that_reproduce_the_earlier_scale() -> None:
+    """The retuned ``improved scale=cpu`` (README "Results") and the published *w8* runs' reproducing overrides."""
+    now = compose("train", ["experiment=improved", "scale=cpu"])
+    assert (now.model.width, now.trainer.max_epochs, now.tta, now.val_tta, now.ema) == (16, 26, "flip_translate", "flip", False)
+    w8 = compose("train", ["experiment=improved", "scale=cpu", "model.width=8", "trainer.max_epochs=24", "tta=none", "val_tta=null"])
+    assert (w8.model.width, w8.trainer.max_epochs, w8.tta, w8.val_tta) == (8, 24, "none", None)
+    assert OmegaConf.to_container(w8.optimizer) == OmegaConf.to_container(now.optimizer)  # the recipe is the same

@@ -1,8 +1,8 @@
 """Publish a comparison of separate runs (``python -m resattn.report <run dir> ... --out DIR --publish``).
 
 Into the comparison's folder, next to ``summary.*`` and ``val_curves.png``: one folder per run with its
-``metrics.json`` and ``curves.png`` (no checkpoints), and a ``README.md`` with the table, the pictures,
-the command of every run, the machine and the dates.
+``metrics.json`` and ``curves.png`` (redrawn from the run's history where it has one; no checkpoints), and a
+``README.md`` with the table, the pictures, the command of every run, the machine and the dates.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from pathlib import Path
 import yaml
 
 from resattn.artifacts.atomic import write_text
+from resattn.artifacts.run_plots import plot_curves
 from resattn.config.renames import renamed_overrides
-from resattn.report.runs import CURVES_NAME, LOCATION_PREFIXES, PNG_NAME, SEED_KEY, Job, Sweep
+from resattn.report.runs import CURVES_NAME, LOCATION_PREFIXES, PNG_NAME, SEED_KEY, TIME_NAME, Job, Sweep, run_label
 from resattn.report.tables import aggregate_rows, headline, job_rows, md_table
 
 RUN_FILES = ("metrics.json", "curves.png")
@@ -71,13 +72,16 @@ def publish(sweep: Sweep) -> Path:
         for name in RUN_FILES:
             if (job.path / name).is_file():
                 shutil.copy2(job.path / name, folder / name)
+        history = job.path / "csv" / "metrics.csv"
+        if history.is_file():  # redrawn with today's plot and label (where the data was read is no part of it)
+            plot_curves(history, folder / "curves.png", title=run_label(job.path))
         rows.append((job, folder.name))
     header, table = job_rows(sweep)
     table = [[f"[{folder}]({folder}/)", *row[1:]] for row, (_, folder) in zip(table, rows)]
     lines = [f"# {sweep.title}", "", headline(sweep), "", md_table(["run", *header[1:]], table), ""]
     if sweep.seeds_swept:
         lines += [f"Mean ± std over `{SEED_KEY}` per configuration:", "", md_table(*aggregate_rows(sweep)), ""]
-    for picture in (PNG_NAME, CURVES_NAME):
+    for picture in (PNG_NAME, CURVES_NAME, TIME_NAME):
         if (sweep.dir / picture).is_file():
             lines += [f"![{picture}]({picture})", ""]
     lines += [

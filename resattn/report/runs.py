@@ -19,8 +19,9 @@ PLOT_METRIC = "test/acc"
 CSV_NAME, MD_NAME, PNG_NAME, CURVES_NAME = "summary.csv", "summary.md", "summary.png", "val_curves.png"
 TIME_NAME = "time_to_accuracy.png"
 EXPERIMENT_KEY = "experiment"
-# Overrides that say where a run wrote its files, not what it ran: never comparison axes.
-LOCATION_PREFIXES = ("paths.", "hydra.")
+# Overrides that say where a run read its data or wrote its files, not what it ran: never comparison axes, left out
+# of published commands and figure titles (the run's data: line and its hashes say which data it was).
+LOCATION_PREFIXES = ("paths.", "hydra.", "data.root", "data.download")
 STATUSES = ("ok", "failed", "missing")
 
 
