@@ -163,7 +163,7 @@ def plot_time_to_accuracy(
         series.setdefault(sweep.label_without(job, EPOCHS_KEY) or "runs", []).append((minutes / 60, value, job))
     if not series:
         return None
-    fig = Figure(figsize=(7.5, 4.8))
+    fig = Figure(figsize=(7.5, 5.2), layout="constrained")
     ax = fig.add_subplot()
     for name, points in series.items():
         points.sort(key=lambda p: p[0])
@@ -175,12 +175,12 @@ def plot_time_to_accuracy(
     for label, minutes, value in references:
         ax.plot([minutes], [value], marker="*", markersize=13, linestyle="none", color="tab:red", label=label)
         ax.annotate(f"{value:.3f}", (minutes, value), xytext=(6, -11), textcoords="offset points", fontsize=8, color="tab:red")
+    ax.margins(x=0.12, y=0.12)  # room for the labels beside the points
     ax.set_xlim(left=0)
     ax.set_xlabel("training time (minutes)")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)  # off the data
     ax.set_title(_title(f"{metric} against training time", sweep, [k for k in sweep.keys if k != EPOCHS_KEY]), fontsize=10)
-    fig.tight_layout()
     fig.savefig(out_path, dpi=150)
     return out_path
