@@ -9,11 +9,7 @@ W8="model.width=8 trainer.max_epochs=24 tta=none val_tta=null"
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python}
 OUT=${STUDY_DIR:-outputs/study}
-run() {  # run <name> <overrides...>
-  local name=$1 dir=$OUT/$1; shift
-  if grep -qs '"status": "ok"' "$dir/metrics.json"; then echo "done: $name"; return 0; fi
-  if [ -e "$dir/checkpoints/last.ckpt" ]; then "$PY" train.py resume="$dir"; else "$PY" train.py "$@" hydra.run.dir="$dir"; fi
-}
+. docs/results/resumable_run.sh  # run <name> <overrides...>
 run improved experiment=improved scale=cpu $W8
 run original_sgd_base experiment=original_sgd_base scale=cpu
 run original_adam_base experiment=original_adam_base scale=cpu

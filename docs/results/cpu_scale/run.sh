@@ -8,11 +8,7 @@ set -u
 cd "$(dirname "$0")/../../.."
 PY=${PYTHON:-python}
 OUT=${STUDY_DIR:-outputs/cpu_scale}
-run() {  # run <name> <overrides...>
-  local name=$1 dir=$OUT/$1; shift
-  if grep -qs '"status": "ok"' "$dir/metrics.json"; then echo "done: $name"; return 0; fi
-  if [ -e "$dir/checkpoints/last.ckpt" ]; then "$PY" train.py resume="$dir"; else "$PY" train.py "$@" hydra.run.dir="$dir"; fi
-}
+. docs/results/resumable_run.sh  # run <name> <overrides...>
 run improved experiment=improved scale=cpu
 run improved_seed1 experiment=improved scale=cpu seed=1
 # Shorter budgets of the same recipe (time-to-accuracy picture): the one-cycle schedule follows trainer.max_epochs.
