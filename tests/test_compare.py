@@ -65,13 +65,15 @@ def test_report_rejects_a_folder_that_is_not_a_run(tmp_path: Path, experiments_s
     assert proc.returncode == 2 and "not a train.py run directory" in proc.stderr
 
 
-def _finished_run(run_dir: Path, overrides: list[str], test_acc: float, train_time_s: float = 1511.76, epochs: int = 24) -> Path:
+def _finished_run(
+    run_dir: Path, overrides: list[str], test_acc: float, train_time_s: float = 1511.76, epochs: int = 24, **recorded: str
+) -> Path:
     """A run directory as train.py leaves it, as far as the report reads it (no training)."""
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in [*overrides, f"hydra.run.dir={run_dir}"]))
     (run_dir / ".hydra" / "config.yaml").write_text("task_name: improved\nseed: 42\nmodel:\n  attention: arl\n")
     metrics = {"status": "ok", "task": "improved", "val/acc_best": test_acc, "test/acc": test_acc}
-    metrics.update({"train_time_s": train_time_s, "epochs": epochs})
+    metrics.update({"train_time_s": train_time_s, "epochs": epochs, **recorded})
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     return run_dir
 
@@ -80,7 +82,7 @@ def test_published_labels_name_only_what_differs(tmp_path: Path) -> None:
     runs = [
         _finished_run(tmp_path / "a", ["experiment=improved"], 0.832),
         _finished_run(tmp_path / "b", ["experiment=improved", "seed=1"], 0.830),
-        _finished_run(tmp_path / "c", ["experiment=improved", "model.attention=nal"], 0.824),
+        _finished_run(tmp_path / "c", ["experiment=improved", "model.attention=nal"], 0.824, device="Zen 4", precision="bf16-mixed"),
     ]
     out = tmp_path / "results"
     proc = run_script("-m", "resattn.report", *map(str, runs), "--out", str(out), "--publish", "--quiet")
@@ -89,6 +91,10 @@ def test_published_labels_name_only_what_differs(tmp_path: Path) -> None:
     readme = (out / "README.md").read_text()
     assert "[improved_seed_1](improved_seed_1/)" in readme and "seed_42" not in readme
     assert "± 0.0000" not in readme and "25 min 12 s" in readme  # one run per configuration: no spread; times in seconds
+    # what each run trained on, from its metrics.json, apart from the machine that published them
+    assert "- Zen 4; precision bf16-mixed: improved_model.attention_nal\n" in readme
+    assert "- not recorded (metrics.json written before resattn recorded `device` and `precision`): improved, improved_seed_1\n" in readme
+    assert "Published on: " in readme
     with Image.open(out / "summary.png") as picture:
         assert picture.size[0] > picture.size[1]
 

@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
+from resattn.artifacts.machine import device_line
 from resattn.callbacks import RunPlan
 from resattn.callbacks.ema import warmup_ema_avg_fn
 from resattn.errors import CheckpointError
@@ -134,7 +135,12 @@ def test_train_cli_plan_line_per_step_logs_and_hparams_view(tmp_path: Path) -> N
     plan = next(line for line in (run / "train.log").read_text().splitlines() if "plan: " in line)
     here = auto_precision("cpu")  # what auto means on this machine (AVX2 only: 32; native bf16: bf16-mixed)
     assert plan.endswith(f"; {here.describe()}"), plan
+    # the checkpoint, the saved config and metrics.json all say what auto chose; metrics.json also where and how long
     assert run_config_of(run_checkpoint(run))["trainer"]["precision"] == here.value
+    assert OmegaConf.load(run / ".hydra" / "config.yaml").trainer.precision == here.value
+    recorded = _metrics(run)
+    assert recorded["precision"] == here.value and recorded["device"] == device_line("cpu") and "cores" in recorded["device"]
+    assert recorded["train_time_s"] < recorded["wall_time_s"] < recorded["train_time_s"] + 120
 
     steps = 2 * 8  # 2 epochs x 8 steps
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0}).Reload()
@@ -152,9 +158,34 @@ def test_train_cli_plan_line_per_step_logs_and_hparams_view(tmp_path: Path) -> N
     hparams = {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind")) for k, v in session.hparams.items()}
     assert hparams["model/width"] == 4 and hparams["optimizer"] == "Adam" and hparams["trainer/precision"] == here.value
     assert hparams["tta"] == "none" and hparams["ema"] == 0  # torch writes booleans as numbers
-    recorded = _metrics(run)
     assert events.Scalars("hp/test/acc")[-1].value == pytest.approx(recorded["test/acc"])
     assert events.Scalars("hp/val/acc_best")[-1].value == pytest.approx(recorded["val/acc_best"])
+
+
+def test_resume_keeps_the_precision_the_run_trained_in(tmp_path: Path) -> None:
+    # A run started with trainer.precision=auto on another machine (simulated: trained in 64-true, which auto never
+    # picks, and its saved override says auto), stopped mid-epoch and resumed here: auto is not decided again.
+    run = tmp_path / "run"
+    args = [*TINY, "trainer.precision=64-true"]
+    stopped = run_script("train.py", *args, *_signal(5), f"hydra.run.dir={run}")
+    assert stopped.returncode == 143, stopped.stderr[-2000:]
+    overrides = run / ".hydra" / "overrides.yaml"
+    overrides.write_text(overrides.read_text().replace("trainer.precision=64-true", "trainer.precision=auto"))
+    resumed = run_script("train.py", f"resume={run}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    here = auto_precision("cpu")
+    line = next(x for x in (run / "train.log").read_text().splitlines() if "resume: from" in x)
+    why = here.reason.removeprefix("auto: ")
+    assert line.endswith(f"precision 64-true (kept from the resumed run; auto would choose {here.value} here: {why})"), line
+    assert run_state(run)["net.classifier.weight"].dtype == torch.float64  # it trained on in 64-true
+    assert run_config_of(run_checkpoint(run))["trainer"]["precision"] == "64-true" == _metrics(run)["precision"]
+    assert OmegaConf.load(run / ".hydra" / "config.yaml").trainer.precision == "64-true"
+
+    # An explicit other precision wins, and the plan says the run will not match an uninterrupted one.
+    choice = resolve_precision(OmegaConf.create({"trainer": {"precision": "32"}}), resumed="64-true")
+    assert choice.value == "32" and "trained in 64-true before, so it will not match" in choice.reason
+    assert resolve_precision(OmegaConf.create({"trainer": {"precision": "auto"}}), resumed="64").value == "64"
+    assert resolve_precision(OmegaConf.create({"trainer": {"precision": "32-true"}}), resumed="32").reason == "set explicitly"
 
 
 def test_plan_counts_the_forwards_of_test_time_augmentation() -> None:

@@ -112,7 +112,8 @@ class SweepChecks(Callback):
 
 class ResolvedConfig(Callback):
     """Replaces the job's ``.hydra/config.yaml`` (saved unresolved by Hydra) with its resolved values, so the file
-    shows what runs (``trainer.max_epochs: 24``, not ``${scale.max_epochs}``) and tools read numbers from it."""
+    shows what runs (``trainer.max_epochs: 24``, not ``${scale.max_epochs}``) and tools read numbers from it.
+    Values decided when the run starts (``trainer.precision=auto``) are written in by :func:`record_decided`."""
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         subdir = config.hydra.output_subdir
@@ -123,6 +124,21 @@ class ResolvedConfig(Callback):
         task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
         path = Path(config.hydra.runtime.output_dir) / str(subdir) / "config.yaml"
         write_bytes(path, OmegaConf.to_yaml(task, resolve=True).encode())
+
+
+def record_decided(run_dir: Path, key: str, value: Any) -> None:
+    """Set ``key`` to ``value`` in the run's saved ``config.yaml`` (e.g. the precision ``auto`` chose), so the file
+    says what runs; nothing to do for a run without one (composed in-process)."""
+    from resattn.artifacts.atomic import write_bytes
+
+    subdir = HydraConfig.get().output_subdir if HydraConfig.initialized() else ".hydra"
+    path = Path(run_dir) / str(subdir) / "config.yaml"
+    if subdir is None or not path.is_file():
+        return
+    saved = OmegaConf.load(path)
+    if str(OmegaConf.select(saved, key)) != str(value):
+        OmegaConf.update(saved, key, value, force_add=True)
+        write_bytes(path, OmegaConf.to_yaml(saved).encode())
 
 
 class JobIsolation(Callback):

@@ -362,5 +362,9 @@ class CIFAR10DataModule(pl.LightningDataModule):
         return seed_on_host(batch)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        training, split = split_of(getattr(self, "trainer", None))
-        return self.prepare_batch(batch, train=training, split=split)
+        """The prepared batch, in the dtype of a ``*-true`` precision (Lightning converts inputs before this hook,
+        while they are still uint8)."""
+        trainer = getattr(self, "trainer", None)
+        training, split = split_of(trainer)
+        x, y = self.prepare_batch(batch, train=training, split=split)
+        return (trainer.precision_plugin.convert_input(x) if trainer is not None else x), y

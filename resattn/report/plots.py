@@ -9,6 +9,7 @@ from typing import Sequence
 from resattn.report.runs import PLOT_METRIC, SEED_KEY, Group, Job, Sweep
 
 EPOCHS_KEY = "trainer.max_epochs"  # the budget axis of plot_time_to_accuracy
+REFERENCE_COLORS = ["tab:red", "tab:purple", "tab:brown", "tab:olive"]  # reference stars, one colour each (runs: the default cycle)
 
 
 def _as_float(text: str) -> float | None:
@@ -172,9 +173,9 @@ def plot_time_to_accuracy(
             epochs = job.metrics.get("epochs")
             note = f"{value:.3f}" + (f" ({epochs} ep)" if epochs else "")
             ax.annotate(note, (minutes, value), xytext=(5, -11), textcoords="offset points", fontsize=8)
-    for label, minutes, value in references:
-        ax.plot([minutes], [value], marker="*", markersize=13, linestyle="none", color="tab:red", label=label)
-        ax.annotate(f"{value:.3f}", (minutes, value), xytext=(6, -11), textcoords="offset points", fontsize=8, color="tab:red")
+    for (label, minutes, value), color in zip(references, REFERENCE_COLORS * len(references)):
+        ax.plot([minutes], [value], marker="*", markersize=13, linestyle="none", color=color, label=label)
+        ax.annotate(f"{value:.3f}", (minutes, value), xytext=(6, -11), textcoords="offset points", fontsize=8, color=color)
     ax.margins(x=0.12, y=0.12)  # room for the labels beside the points
     ax.set_xlim(left=0)
     ax.set_xlabel("training time (minutes)")

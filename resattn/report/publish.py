@@ -7,8 +7,6 @@ Into the comparison's folder, next to ``summary.*`` and ``val_curves.png``: one 
 
 from __future__ import annotations
 
-import os
-import platform
 import re
 import shlex
 import shutil
@@ -18,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from resattn.artifacts.atomic import write_text
+from resattn.artifacts.machine import machine_line
 from resattn.artifacts.run_plots import plot_curves
 from resattn.config.renames import renamed_overrides
 from resattn.report.runs import CURVES_NAME, LOCATION_PREFIXES, PNG_NAME, SEED_KEY, TIME_NAME, Job, Sweep, run_label
@@ -33,25 +32,20 @@ def command_of(job: Job) -> str:
     return " ".join(["python train.py", *map(shlex.quote, kept)])
 
 
-def machine() -> str:
-    """One line: CPU model and cores, memory, Python, torch and Lightning versions."""
-    import pytorch_lightning
-    import torch
+UNRECORDED = "not recorded (metrics.json written before resattn recorded `device` and `precision`)"
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        cpu = names[0].strip() if names else cpu
-    except OSError:
-        pass
-    memory = ""
-    if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
-        memory = f", {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB RAM"
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return (
-        f"{cpu}, {os.cpu_count()} cores{memory}{gpu}; Python {platform.python_version()}, torch {torch.__version__}, "
-        f"pytorch-lightning {pytorch_lightning.__version__}"
-    )
+
+def trained_on(sweep: Sweep, folders: dict[str, str]) -> list[str]:
+    """The devices and precisions the runs trained in, from their ``metrics.json`` (``folders``: job name -> folder)."""
+    runs_by: dict[str, list[str]] = {}
+    for job in sweep.jobs:
+        device, precision = job.metrics.get("device"), job.metrics.get("precision")
+        key = f"{device}; precision {precision}" if device else UNRECORDED
+        runs_by.setdefault(key, []).append(folders[job.name])
+    if len(runs_by) == 1:
+        only = next(iter(runs_by))
+        return [f"Trained on: {only}{'' if only == UNRECORDED else ' (every run)'}."]
+    return ["Trained on:", "", *(f"- {key}: {', '.join(names)}" for key, names in runs_by.items())]
 
 
 def run_date(job: Job) -> str:
@@ -98,7 +92,9 @@ def publish(sweep: Sweep) -> Path:
         "",
         "## Machine",
         "",
-        machine(),
+        *trained_on(sweep, {job.name: folder for job, folder in rows}),
+        "",
+        f"Published on: {machine_line()}.",
         "",
         f"Published {time.strftime('%Y-%m-%d', time.gmtime())} with `python -m resattn.report <run dirs> --out {sweep.dir} --publish`.",
         "",

@@ -34,14 +34,16 @@ def _fmt_mean_std(stats: tuple[float, float, int] | None, metric: str) -> str:
 
 
 def job_rows(sweep: Sweep, raw: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the per-job table; ``raw`` keeps full precision (CSV)."""
-    header = ["job", *sweep.keys, "status", *REPORTED_METRICS, "error"]
+    """Header and rows of the per-job table; ``raw`` keeps full precision and every column (CSV), otherwise a
+    metric that no finished run recorded (e.g. ``wall_time_s`` of runs made before it existed) is left out."""
+    ok = [job for job in sweep.jobs if job.status == "ok"]
+    metrics = [m for m in REPORTED_METRICS if raw or not ok or any(job.metrics.get(m) is not None for job in ok)]
+    header = ["job", *sweep.keys, "status", *metrics, "error"]
     rows = []
     for job in sweep.jobs:
-        numbers = [job.metrics.get(m) if job.status == "ok" else None for m in REPORTED_METRICS]
+        numbers = [job.metrics.get(m) if job.status == "ok" else None for m in metrics]
         cells = [
-            ("" if v is None else repr(v) if isinstance(v, float) else str(v)) if raw else _fmt(v, m)
-            for v, m in zip(numbers, REPORTED_METRICS)
+            ("" if v is None else repr(v) if isinstance(v, float) else str(v)) if raw else _fmt(v, m) for v, m in zip(numbers, metrics)
         ]
         rows.append([job.name, *(job.overrides.get(k, "") for k in sweep.keys), job.status, *cells, job.error])
     return header, rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -14,6 +15,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from resattn.artifacts.hparams import log_hparams
+from resattn.artifacts.machine import device_line
 from resattn.artifacts.results import print_results, to_number, write_metrics
 from resattn.artifacts.run_plots import plot_curves, plot_weight_histogram
 from resattn.callbacks import RunPlan
@@ -22,6 +24,7 @@ from resattn.callbacks.signals import fit as fit_until_stopped
 from resattn.callbacks.signals import stop_signals
 from resattn.cli.quiet import silence_harmless_warnings
 from resattn.cli.resume import resume_checkpoint
+from resattn.cli.sweep_callbacks import record_decided
 from resattn.config.scale import describe as describe_scale
 from resattn.model_summary import log_model_summary
 from resattn.training.build import build_callbacks, build_datamodule, build_trainer, instantiate_group, module_from_config
@@ -30,6 +33,7 @@ from resattn.training.checkpoint_files import (
     check_compatible,
     load_checkpoint,
     new_classifier,
+    run_config_of,
     state_shapes,
 )
 from resattn.training.evaluate import plot_test_confusion, run_title
@@ -80,15 +84,22 @@ def _relative(path: str, run_dir: Path) -> str:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, and write ``metrics.json``, plots and checkpoints into the run dir."""
+    started = time.monotonic()
     check_run(cfg, "train")  # done before Hydra started when run from the command line
     silence_harmless_warnings()
-    precision = resolve_precision(cfg)  # before the module stores the config: checkpoints hold the chosen value
     run_dir = Path(cfg.paths.output_dir)
     if rank_zero_only.rank == 0:
         log.info(f"run: {run_dir}")
         log.info(describe_scale(cfg))
     check_inputs(cfg, "train")  # done by the preflight already when started from the command line
     resume_ckpt = resume_checkpoint(Path(cfg.resume)) if cfg.get("resume") else None
+    resumed = run_config_of(load_checkpoint(resume_ckpt, key="resume"))["trainer"]["precision"] if resume_ckpt else None
+    # before the module stores the config: checkpoints, .hydra/config.yaml and metrics.json hold the chosen value
+    precision = resolve_precision(cfg, resumed)
+    if rank_zero_only.rank == 0:
+        record_decided(run_dir, "trainer.precision", precision.value)
+        if resume_ckpt is not None:
+            log.info(f"resume: from {_relative(str(resume_ckpt), run_dir)}; {precision.describe()}")
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)
@@ -105,6 +116,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers = instantiate_group(cfg.get("logger"))
     trainer = build_trainer(cfg, callbacks, loggers)
     with stop_signals(trainer), ranks_end_together(trainer):  # fit and test
+        fit_started = time.monotonic()
         try:
             fit_until_stopped(trainer, module, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None)
         except RuntimeError:
@@ -126,7 +138,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "val/acc": to_number(trainer.callback_metrics.get("val/acc")),
             "epochs": trainer.current_epoch,
             "global_step": trainer.global_step,
+            "precision": precision.value,
+            "device": device_line(str(cfg.trainer.get("accelerator", "auto"))),
         }
+        fit_s = time.monotonic() - fit_started  # this process's share of the fit (a resumed run's Timer holds all of it)
         timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
         metrics["train_time_s"] = round(timer.time_elapsed("train"), 2) if timer else None
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -137,6 +152,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             metrics.update(tested[0] if tested else {})
 
     if trainer.is_global_zero:
+        # from the start of the run to its test result: the fit (over every resumed process) plus set-up and test
+        metrics["wall_time_s"] = round((metrics["train_time_s"] or fit_s) + time.monotonic() - started - fit_s, 2)
         metrics["status"] = "ok"
         write_metrics(run_dir, metrics)
         log_hparams(trainer.loggers, cfg, metrics, step=trainer.global_step)

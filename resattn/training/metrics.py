@@ -13,6 +13,6 @@ RESULT_METRICS = ("val/acc_best", "val/acc", "epochs", "global_step", "train_tim
 TEST_METRICS = ("test/acc", "test/loss")
 CLASS_METRIC = re.compile(r"^test/acc_\w+$")
 # Per-run numbers of a comparison table (sweep summaries, python -m resattn.report), in this order.
-REPORTED_METRICS = ("val/acc_best", "test/acc", "test/loss", "epochs", "train_time_s")
+REPORTED_METRICS = ("val/acc_best", "test/acc", "test/loss", "epochs", "train_time_s", "wall_time_s")
 # The accuracy and loss columns of the mean ± std table over seeds.
 AGGREGATED_METRICS = ("val/acc_best", "test/acc", "test/loss")

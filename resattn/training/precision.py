@@ -11,8 +11,10 @@ The decision, by capability (no timing):
 * any other accelerator (e.g. ``mps``): ``32``.
 
 An explicit ``trainer.precision`` is never changed. :func:`resolve_precision` runs once per run before the
-Trainer is built and writes the chosen value into the config, so checkpoints store the precision the run used
-(``eval.py`` evaluates in it).
+Trainer is built and writes the chosen value into the config, so checkpoints, ``.hydra/config.yaml`` and
+``metrics.json`` store the precision the run used (``eval.py`` evaluates in it). A resumed run keeps the precision
+it trained in: ``auto`` is not decided again on the machine that resumes it (a preempted job may come back on
+another kind of node), so the continued run matches an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ AUTO = "auto"
 BF16 = "bf16-mixed"
 FP32 = "32"
 CPU_BF16_FEATURES = ("amx_bf16", "avx512_bf16")  # torch.cpu.get_capabilities() keys of native bf16 units
+SHORT_NAMES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}  # Lightning's aliases
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,12 @@ class PrecisionChoice:
 def cpu_capabilities() -> Mapping[str, Any]:
     """PyTorch's cpuinfo view of this CPU (``torch.cpu.get_capabilities()``); the probe tests monkeypatch."""
     return torch.cpu.get_capabilities()
+
+
+def native_bf16_features(caps: Mapping[str, Any] | None = None) -> list[str]:
+    """This CPU's native bf16 units among :data:`CPU_BF16_FEATURES` (none: bf16 would be emulated)."""
+    caps = cpu_capabilities() if caps is None else caps
+    return [f for f in CPU_BF16_FEATURES if caps.get(f)]
 
 
 def cuda_bf16_native() -> bool:
@@ -68,7 +77,7 @@ def auto_precision(accelerator: str = "auto") -> PrecisionChoice:
         return PrecisionChoice(FP32, f"auto: {name} has no native bf16")
     if device == "cpu":
         caps = cpu_capabilities()
-        found = [f for f in CPU_BF16_FEATURES if caps.get(f)]
+        found = native_bf16_features(caps)
         cpu = caps.get("cpu_name") or caps.get("architecture") or "this CPU"
         if found:
             return PrecisionChoice(BF16, f"auto: {cpu} has native bf16 ({', '.join(found)})")
@@ -83,9 +92,25 @@ def choose_precision(setting: Any, accelerator: str = "auto") -> PrecisionChoice
     return PrecisionChoice(str(setting), "set explicitly")
 
 
-def resolve_precision(cfg: Any) -> PrecisionChoice:
-    """Replace ``trainer.precision=auto`` in ``cfg`` (a DictConfig) by the chosen value; return the choice."""
-    choice = choose_precision(cfg.trainer.precision, cfg.trainer.get("accelerator", "auto"))
-    if str(cfg.trainer.precision) == AUTO:
-        cfg.trainer.precision = choice.value
+def same_precision(a: Any, b: Any) -> bool:
+    """Whether two ``trainer.precision`` values mean the same (``32`` is ``32-true``, ``bf16`` is ``bf16-mixed`` ...)."""
+    return SHORT_NAMES.get(str(a), str(a)) == SHORT_NAMES.get(str(b), str(b))
+
+
+def resolve_precision(cfg: Any, resumed: Any = None) -> PrecisionChoice:
+    """Replace ``trainer.precision=auto`` in ``cfg`` (a DictConfig) by the chosen value; return the choice.
+
+    ``resumed``: the precision the run being resumed trained in (its checkpoint's). ``auto`` keeps it; an explicit
+    other value wins, and the reason says that the continued run will not match an uninterrupted one.
+    """
+    setting = str(cfg.trainer.precision)
+    choice = choose_precision(setting, cfg.trainer.get("accelerator", "auto"))
+    if resumed is not None and str(resumed) != AUTO and not same_precision(resumed, choice.value):
+        if setting == AUTO:  # the run's own precision, not the one this machine would pick for a new run
+            here = choice.reason.removeprefix("auto: ")
+            choice = PrecisionChoice(str(resumed), f"kept from the resumed run; auto would choose {choice.value} here: {here}")
+        else:
+            why = f"set explicitly; the run trained in {resumed} before, so it will not match an uninterrupted run"
+            choice = PrecisionChoice(setting, why)
+    cfg.trainer.precision = choice.value
     return choice
