@@ -8,7 +8,7 @@ import re
 # Logged every epoch by resattn.training.module.ResAttnModule: valid monitor keys (checkpoint, early stopping, scheduler).
 LOGGED_METRICS = ("val/acc", "val/loss", "val/acc_best", "train/loss", "train/acc", "lr")
 # Numeric keys of the metrics resattn.training.fit.train returns (valid optimized_metric values) ...
-RESULT_METRICS = ("val/acc_best", "val/acc", "epochs", "global_step", "train_time_s")
+RESULT_METRICS = ("val/acc_best", "val/acc", "epochs", "global_step", "train_time_s", "wall_time_s")
 # ... plus these after the test (test=true), and one accuracy per class, e.g. test/acc_cat.
 TEST_METRICS = ("test/acc", "test/loss")
 CLASS_METRIC = re.compile(r"^test/acc_\w+$")

@@ -112,5 +112,6 @@ def resolve_precision(cfg: Any, resumed: Any = None) -> PrecisionChoice:
         else:
             why = f"set explicitly; the run trained in {resumed} before, so it will not match an uninterrupted run"
             choice = PrecisionChoice(setting, why)
-    cfg.trainer.precision = choice.value
+    if setting == AUTO:  # an explicit value stays as the user wrote it
+        cfg.trainer.precision = choice.value
     return choice

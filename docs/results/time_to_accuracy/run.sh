@@ -15,4 +15,4 @@ OUT=${STUDY_DIR:-outputs/time_to_accuracy}
 . docs/results/resumable_run.sh  # run <name> <overrides...>
 run improved_16ep experiment=improved scale=cpu trainer.max_epochs=16
 run improved_6ep experiment=improved scale=cpu trainer.max_epochs=6
-run improved_3ep experiment=improved scale=cpu trainer.max_epochs=3
+run improved_4ep experiment=improved scale=cpu trainer.max_epochs=4
