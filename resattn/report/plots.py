@@ -3,6 +3,7 @@ against training time."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Sequence
 
@@ -173,7 +174,7 @@ def plot_time_to_accuracy(
             epochs = job.metrics.get("epochs")
             note = f"{value:.3f}" + (f" ({epochs} ep)" if epochs else "")
             ax.annotate(note, (minutes, value), xytext=(5, -11), textcoords="offset points", fontsize=8)
-    for (label, minutes, value), color in zip(references, REFERENCE_COLORS * len(references)):
+    for (label, minutes, value), color in zip(references, itertools.cycle(REFERENCE_COLORS)):
         ax.plot([minutes], [value], marker="*", markersize=13, linestyle="none", color=color, label=label)
         ax.annotate(f"{value:.3f}", (minutes, value), xytext=(6, -11), textcoords="offset points", fontsize=8, color=color)
     ax.margins(x=0.12, y=0.12)  # room for the labels beside the points
