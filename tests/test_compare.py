@@ -100,16 +100,21 @@ def test_published_labels_name_only_what_differs(tmp_path: Path) -> None:
 
 
 def test_time_to_accuracy_picture_of_budgets_with_a_reference_point(tmp_path: Path) -> None:
+    zen3, zen4 = {"device": "Zen 3", "precision": "32-true"}, {"device": "Zen 4", "precision": "bf16-mixed"}
     runs = [
-        _finished_run(tmp_path / f"e{epochs}", ["experiment=improved", f"trainer.max_epochs={epochs}"], acc, 60.0 * epochs, epochs)
-        for epochs, acc in ((8, 0.80), (16, 0.85), (26, 0.88))
+        _finished_run(tmp_path / f"e{epochs}", ["experiment=improved", f"trainer.max_epochs={epochs}"], acc, 60.0 * epochs, epochs, **on)
+        for epochs, acc, on in ((16, 0.85, zen3), (8, 0.80, zen3), (26, 0.88, zen4))
     ]
     out = tmp_path / "budgets"
     reference = "original 56mini-Adam-Base, P100:76.8:0.7854"
     args = ["-m", "resattn.report", *map(str, runs), "--out", str(out), "--quiet", "--time-to-accuracy"]
     proc = run_script(*args, "--reference", reference)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "![test/acc against training time](time_to_accuracy.png)" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "![test/acc against training time](time_to_accuracy.png)" in summary
+    # one line per configuration and machine, in order of time: training times of two machines are never joined
+    assert "- improved (Zen 3; precision 32-true): 8 ep 0.8000 in 8 min 00 s, 16 ep 0.8500 in 16 min 00 s\n" in summary
+    assert "- improved (Zen 4; precision bf16-mixed): 26 ep 0.8800 in 26 min 00 s\n" in summary
     with Image.open(out / "time_to_accuracy.png") as picture:
         assert picture.size[0] > picture.size[1] > 400
     bad = run_script(*args, "--reference", "P100:76.8")

@@ -7,9 +7,8 @@ import itertools
 from pathlib import Path
 from typing import Sequence
 
-from resattn.report.runs import PLOT_METRIC, SEED_KEY, Group, Job, Sweep
+from resattn.report.runs import EPOCHS_KEY, PLOT_METRIC, SEED_KEY, Group, Sweep
 
-EPOCHS_KEY = "trainer.max_epochs"  # the budget axis of plot_time_to_accuracy
 REFERENCE_COLORS = ["tab:red", "tab:purple", "tab:brown", "tab:olive"]  # reference stars, one colour each (runs: the default cycle)
 
 
@@ -153,22 +152,17 @@ def plot_time_to_accuracy(
     sweep: Sweep, out_path: Path, references: Sequence[tuple[str, float, float]] = (), metric: str = PLOT_METRIC
 ) -> Path | None:
     """``time_to_accuracy.png``: ``metric`` against training minutes (``train_time_s``), one point per run, labelled
-    with its epochs; runs that differ only in ``trainer.max_epochs`` are joined by a line (one budget curve per
-    configuration). ``references`` (label, minutes, accuracy), e.g. a published result, are drawn as stars."""
+    with its epochs, one line per :meth:`Sweep.budget_curves` curve. ``references`` (label, minutes, accuracy), e.g. a
+    published result, are drawn as stars."""
     from matplotlib.figure import Figure
 
-    series: dict[str, list[tuple[float, float, Job]]] = {}
-    for job in sweep.jobs:
-        minutes, value = job.value("train_time_s"), job.value(metric)
-        if minutes is None or value is None:
-            continue
-        series.setdefault(sweep.label_without(job, EPOCHS_KEY) or "runs", []).append((minutes / 60, value, job))
-    if not series:
+    curves = sweep.budget_curves(metric)
+    if not curves:
         return None
     fig = Figure(figsize=(7.5, 5.2), layout="constrained")
     ax = fig.add_subplot()
-    for name, points in series.items():
-        points.sort(key=lambda p: p[0])
+    for name, jobs in curves.items():
+        points = [(job.value("train_time_s") / 60, job.value(metric), job) for job in jobs]  # type: ignore[operator]
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
         for minutes, value, job in points:
             epochs = job.metrics.get("epochs")
@@ -182,7 +176,9 @@ def plot_time_to_accuracy(
     ax.set_xlabel("training time (minutes)")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)  # off the data
+    handles, labels = ax.get_legend_handles_labels()
+    ncols = 1 if max(map(len, labels)) > 50 else 2  # long labels (a device named) one per row
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=8, frameon=False)  # off the data
     ax.set_title(_title(f"{metric} against training time", sweep, [k for k in sweep.keys if k != EPOCHS_KEY]), fontsize=10)
     fig.savefig(out_path, dpi=150)
     return out_path

@@ -39,9 +39,7 @@ def trained_on(sweep: Sweep, folders: dict[str, str]) -> list[str]:
     """The devices and precisions the runs trained in, from their ``metrics.json`` (``folders``: job name -> folder)."""
     runs_by: dict[str, list[str]] = {}
     for job in sweep.jobs:
-        device, precision = job.metrics.get("device"), job.metrics.get("precision")
-        key = f"{device}; precision {precision}" if device else UNRECORDED
-        runs_by.setdefault(key, []).append(folders[job.name])
+        runs_by.setdefault(job.trained_on or UNRECORDED, []).append(folders[job.name])
     if len(runs_by) == 1:
         only = next(iter(runs_by))
         return [f"Trained on: {only}{'' if only == UNRECORDED else ' (every run)'}."]

@@ -19,6 +19,7 @@ PLOT_METRIC = "test/acc"
 CSV_NAME, MD_NAME, PNG_NAME, CURVES_NAME = "summary.csv", "summary.md", "summary.png", "val_curves.png"
 TIME_NAME = "time_to_accuracy.png"
 EXPERIMENT_KEY = "experiment"
+EPOCHS_KEY = "trainer.max_epochs"  # the budget axis of Sweep.budget_curves
 # Overrides that say where a run read its data or wrote its files, not what it ran: never comparison axes, left out
 # of published commands and figure titles (the run's data: line and its hashes say which data it was).
 LOCATION_PREFIXES = ("paths.", "hydra.", "data.root", "data.download")
@@ -39,6 +40,13 @@ class Job:
     def value(self, metric: str) -> float | None:
         value = self.metrics.get(metric) if self.status == "ok" else None
         return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+    @property
+    def trained_on(self) -> str | None:
+        """``<device>; precision <precision>`` as its ``metrics.json`` records them (None: written before resattn
+        recorded them)."""
+        device, precision = self.metrics.get("device"), self.metrics.get("precision")
+        return f"{device}; precision {precision}" if device else None
 
 
 @dataclass
@@ -75,6 +83,18 @@ class Sweep:
     def label_without(self, job: Job, key: str) -> str:
         """:meth:`label` of ``job`` leaving ``key`` out (e.g. the budget, to name a budget curve)."""
         return self._label({k: job.overrides.get(k, "") for k in self.keys if k != key})
+
+    def budget_curves(self, metric: str = PLOT_METRIC) -> dict[str, list[Job]]:
+        """The finished jobs with a training time and ``metric``, by budget curve: jobs that differ only in
+        ``trainer.max_epochs`` and trained on the same device in the same precision share a curve (a curve never joins
+        times from two machines), in order of training time. Named by :meth:`label_without` and the device."""
+        curves: dict[str, list[Job]] = {}
+        for job in self.jobs:
+            if job.value("train_time_s") is None or job.value(metric) is None:
+                continue
+            name = self.label_without(job, EPOCHS_KEY) or "runs"
+            curves.setdefault(f"{name} ({job.trained_on})" if job.trained_on else name, []).append(job)
+        return {name: sorted(jobs, key=lambda job: job.metrics["train_time_s"]) for name, jobs in curves.items()}
 
     def group_label(self, group: Group) -> str:
         """:meth:`label` of a configuration (its non-seed keys)."""

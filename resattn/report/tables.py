@@ -99,7 +99,13 @@ def markdown(sweep: Sweep, picture: Path | None, curves: Path | None = None, tim
     if curves is not None:
         parts += ["", f"![validation curves]({curves.name})"]
     if timed is not None:
-        parts += ["", f"![{PLOT_METRIC} against training time]({timed.name})"]
+        parts += ["", f"![{PLOT_METRIC} against training time]({timed.name})", "", "Lines (one per configuration and machine):", ""]
+        for name, jobs in sweep.budget_curves().items():
+            points = (
+                f"{job.metrics.get('epochs', '?')} ep {_fmt(job.value(PLOT_METRIC))} in {format_seconds(job.metrics['train_time_s'])}"
+                for job in jobs
+            )
+            parts.append(f"- {name}: {', '.join(points)}")
     return "\n".join(parts) + "\n"
 
 
