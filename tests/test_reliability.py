@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 import os
 import random
 import signal
@@ -64,6 +65,20 @@ def _assert_same_weights(a: Path, b: Path) -> None:
         assert torch.equal(wa[key], wb[key]), key
 
 
+def _epoch_means(run_dir: Path) -> list[dict[str, str]]:
+    """Per epoch, the logged learning rate and training and validation means (metrics.csv)."""
+    keys = ("epoch", "lr", "train/loss", "train/acc", "val/loss", "val/acc")
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if any(r.get(k) for k in keys[1:])]
+    return [{k: r[k] for k in keys if r.get(k)} for r in rows]
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    """Same weights and the same logged epoch means, the epoch that was interrupted included."""
+    _assert_same_weights(a, b)
+    assert _epoch_means(a) == _epoch_means(b)
+
+
 def _signal_cb(step: int, signum: str = "SIGTERM") -> list[str]:
     return [
         "+callbacks.stop._target_=tests.test_reliability.SignalAtStep",
@@ -101,7 +116,7 @@ def test_sigint_mid_epoch_saves_and_resumes_bitwise(tmp_path: Path, straight_run
     assert saved["global_step"] == 11 and saved["epoch"] == 1
     assert signal.getsignal(signal.SIGINT) == handler_before  # handlers restored
     train(compose_cfg(run, [*common, f"resume={run}"]))
-    _assert_same_weights(straight_run, run)
+    _assert_same_run(straight_run, run)
 
 
 def test_sigterm_during_validation_finishes_the_epoch_first(tmp_path: Path, straight_run: Path) -> None:
@@ -114,7 +129,7 @@ def test_sigterm_during_validation_finishes_the_epoch_first(tmp_path: Path, stra
     assert (run / "checkpoints" / "epoch_000.ckpt").is_file()  # the epoch's regular saves happened
     assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 8
     train(compose_cfg(run, [*common, f"resume={run}"]))
-    _assert_same_weights(straight_run, run)
+    _assert_same_weights(straight_run, run)  # (its validation batches differ from straight_run's: the means too)
 
 
 def test_sigterm_cli_exit_code_and_resume(tmp_path: Path, straight_run: Path) -> None:
@@ -128,7 +143,7 @@ def test_sigterm_cli_exit_code_and_resume(tmp_path: Path, straight_run: Path) ->
     resumed = run_script("train.py", f"resume={run}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert load_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 16
-    _assert_same_weights(straight_run, run)  # through the real command line, too
+    _assert_same_run(straight_run, run)  # through the real command line, too
     logged = (run / "csv" / "metrics.csv").read_text().splitlines()
     epochs = {row.split(",")[logged[0].split(",").index("epoch")] for row in logged[1:]}
     assert {"0", "1"} <= epochs, "metrics logged before the stop survive the resume"
@@ -244,7 +259,7 @@ def test_twenty_stop_resume_cycles_are_bitwise_identical(tmp_path: Path, monkeyp
             cfg.resume = str(run) if k > 1 else None
         train(cfg)
         assert load_checkpoint(run / "checkpoints" / "last.ckpt")["epoch"] == k - 1
-    _assert_same_weights(tmp_path / "straight", run)
+    _assert_same_run(tmp_path / "straight", run)
 
 
 def test_slurm_requeue_signal_saves_and_requeues_at_a_step_boundary(tmp_path: Path) -> None:

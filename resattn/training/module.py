@@ -15,6 +15,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from resattn.cifar import CLASS_NAMES
+from resattn.training import running_metrics
 from resattn.training.speed import channels_last_enabled
 from resattn.training.tta import tta_logits
 
@@ -121,6 +122,8 @@ class ResAttnModule(pl.LightningModule):
         self.test_predictions: list[torch.Tensor] = []  # per test batch: label, predicted class, its probability
         # Optimizer state to start from (ckpt_path=<file>: a new run from another run's checkpoint).
         self.initial_optimizer_state: dict[str, Any] | None = None
+        self.resumed_train_metrics: dict[str, Any] | None = None  # from the resumed checkpoint (running_metrics)
+        self.epoch_start_lr: float | None = None  # the learning rate the epoch in progress started with
 
     # ----------------------------------------------------------------------------------- preprocessing
     def set_preprocessing(self, preprocessing: dict[str, Any]) -> None:
@@ -211,6 +214,12 @@ class ResAttnModule(pl.LightningModule):
         return loss
 
     def on_train_start(self) -> None:
+        saved, self.resumed_train_metrics = self.resumed_train_metrics, None
+        if saved is not None and saved["epoch"] == self.current_epoch:  # resumed mid-epoch: its means go on
+            self.epoch_start_lr = saved["lr"]
+            if self.epoch_start_lr is not None:
+                self.log("lr", self.epoch_start_lr, on_step=False, on_epoch=True, sync_dist=False)
+            running_metrics.restore(self._train_metrics(), saved, self.trainer.world_size)
         if self.initial_optimizer_state is None:
             return
         optimizer = self.trainer.optimizers[0]
@@ -220,14 +229,26 @@ class ResAttnModule(pl.LightningModule):
             group["lr"] = lr
         self.initial_optimizer_state = None
 
-    def on_train_epoch_start(self) -> None:
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=False)
+    def on_train_epoch_start(self) -> None:  # not called when Lightning resumes mid-epoch: on_train_start
+        self.epoch_start_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        self.log("lr", self.epoch_start_lr, on_step=False, on_epoch=True, sync_dist=False)
 
     def on_train_epoch_end(self) -> None:
         self.log("train/loss", self.train_loss.compute(), prog_bar=True)
         self.log("train/acc", self.train_acc.compute(), prog_bar=True)
         self.train_loss.reset()
         self.train_acc.reset()
+
+    def _train_metrics(self) -> dict[str, Any]:
+        return {"train_loss": self.train_loss, "train_acc": self.train_acc}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[running_metrics.CHECKPOINT_KEY] = running_metrics.snapshot(
+            self._train_metrics(), self.current_epoch, self.trainer.world_size, self.epoch_start_lr
+        )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.resumed_train_metrics = checkpoint.get(running_metrics.CHECKPOINT_KEY)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         logits, y, ce = self._eval_step(batch, self.val_tta)
