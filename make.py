@@ -4,6 +4,7 @@
     python3 make.py train [hydra overrides]   # create .venv, install resattn (what training needs), run train.py
                                               # (downloads CIFAR-10 through torchvision if no local copy)
     python3 make.py test  [pytest args]       # install resattn[dev] (sweeps, trackers, test tools), run the tests
+                                              # on every core (pytest-xdist; pass -n 0 for one process)
 
 Any other first argument runs that script/module inside the venv, e.g. ``python3 make.py eval.py ckpt_path=...``.
 """
@@ -60,6 +61,14 @@ def with_download(args: list[str]) -> list[str]:
     return [*args, "data.download=true"]
 
 
+def pytest_args(args: list[str]) -> list[str]:
+    """``make.py test``: one pytest-xdist worker per core (most tests run one single-threaded process), unless the
+    caller chose (``-n N``, ``--numprocesses``, ``-p no:xdist``)."""
+    if any(a.startswith(("-n", "--numprocesses")) or a == "no:xdist" for a in args):
+        return args
+    return ["-n", "auto", "--dist", "worksteal", *args]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -67,7 +76,7 @@ def main(argv: list[str]) -> int:
     command, args = argv[0], argv[1:]
     if command == "test":
         ensure_env()
-        return subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
+        return subprocess.call([str(PYTHON), "-m", "pytest", *pytest_args(args)], cwd=ROOT)
     ensure_env(extras="" if command in ("train", "eval", "eval.py", "train.py") else "dev")
     if command == "train":
         args = with_download(args)

@@ -19,6 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 # Tiny models are dominated by per-op overhead: one thread per process avoids oversubscribing 2 cores.
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Threads for a test's larger training run: the cores left to each pytest-xdist worker (``make.py test`` starts one
+# per core), so parallel tests never oversubscribe the machine.
+RUN_THREADS = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))}
 
 # A seconds-long CPU run: synthetic data, 4-channel network, small batches, no progress bar.
 TINY = [

@@ -29,7 +29,7 @@ from resattn.training.build import build_datamodule, module_from_config
 from resattn.training.checkpoint_files import run_config_of
 from resattn.training.fit import train
 from resattn.training.module import ResAttnModule
-from tests.conftest import TINY, compose_cfg, run_script
+from tests.conftest import RUN_THREADS, TINY, compose_cfg, run_script
 from tests.helpers import run_checkpoint
 from tests.test_sweeps import _compose_with_hydra
 
@@ -175,7 +175,7 @@ def test_mask_activations_keep_the_parameter_counts() -> None:
 @pytest.mark.parametrize("kind", ["channel", "spatial"])
 def test_smoke_run_learns_with_each_mask_activation(tmp_path: Path, kind: str) -> None:
     run = tmp_path / kind
-    proc = run_script("train.py", "debug=smoke", f"model.mask_activation={kind}", f"hydra.run.dir={run}", env={"OMP_NUM_THREADS": "2"})
+    proc = run_script("train.py", "debug=smoke", f"model.mask_activation={kind}", f"hydra.run.dir={run}", env=RUN_THREADS)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((run / "metrics.json").read_text())["test/acc"] >= 0.90
 

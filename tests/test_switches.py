@@ -2,7 +2,7 @@
 
 * ``compile=true`` trains, resumes, starts new runs (``ckpt_path=``) and evaluates, with checkpoint keys
   identical to an uncompiled run's, one whole graph per mode (``fullgraph``), and inductor as a real backend;
-* ``trainer.precision=bf16-mixed`` / ``16-mixed``: the smoke run learns, ``eval.py`` reproduces the
+* ``trainer.precision=bf16-mixed`` / ``16-mixed``: the smoke run (at width 4) learns, ``eval.py`` reproduces the
   recorded test metrics exactly, and resume is bitwise (``tests/test_train.py``);
 * ``channels_last``: the module trains and evaluates in channels_last with parity to contiguous memory.
 """
@@ -23,7 +23,7 @@ from resattn.training.checkpoint_files import run_config_of
 from resattn.training.fit import train
 from resattn.training.module import ResAttnModule
 from resattn.training.speed import compile_options
-from tests.conftest import TINY, compose_cfg, run_script
+from tests.conftest import RUN_THREADS, TINY, compose_cfg, run_script
 from tests.helpers import run_checkpoint, run_state
 
 # 4 training steps; every evaluation is one full batch (no second, smaller shape to compile).
@@ -144,7 +144,9 @@ def test_bad_compile_backend_is_one_clear_error(tmp_path: Path) -> None:
 )
 def test_smoke_run_learns_in_mixed_precision_and_eval_reproduces_it(tmp_path: Path, precision: str) -> None:
     run = tmp_path / "smoke"
-    trained = run_script("train.py", "debug=smoke", f"trainer.precision={precision}", f"hydra.run.dir={run}", env={"OMP_NUM_THREADS": "2"})
+    # width 4: a CPU without native bf16 emulates it, several times slower than fp32 (width 8 took 5 min on a Zen 3)
+    smoke = ["debug=smoke", "model.width=4", f"trainer.precision={precision}", f"hydra.run.dir={run}"]
+    trained = run_script("train.py", *smoke, env=RUN_THREADS, timeout=540)
     assert trained.returncode == 0, trained.stderr[-2000:]
     recorded = _metrics(run)
     assert recorded["test/acc"] >= 0.90, recorded
