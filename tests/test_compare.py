@@ -82,14 +82,23 @@ def test_published_labels_name_only_what_differs(tmp_path: Path) -> None:
     runs = [
         _finished_run(tmp_path / "a", ["experiment=improved"], 0.832),
         _finished_run(tmp_path / "b", ["experiment=improved", "seed=1"], 0.830),
-        _finished_run(tmp_path / "c", ["experiment=improved", "model.attention=nal"], 0.824, device="Zen 4", precision="bf16-mixed"),
+        # continued after an interruption: resume=<its own dir> is not what it ran
+        _finished_run(
+            tmp_path / "c",
+            ["experiment=improved", "model.attention=nal", f"resume={tmp_path / 'c'}"],
+            0.824,
+            device="Zen 4",
+            precision="bf16-mixed",
+        ),
     ]
     out = tmp_path / "results"
     proc = run_script("-m", "resattn.report", *map(str, runs), "--out", str(out), "--publish", "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["improved", "improved_model.attention_nal", "improved_seed_1"]
     readme = (out / "README.md").read_text()
-    assert "[improved_seed_1](improved_seed_1/)" in readme and "seed_42" not in readme
+    assert "[improved_seed_1](improved_seed_1/)" in readme and "seed_42" not in readme and "resume" not in readme
+    assert "compared by: `experiment`, `seed`, `model.attention`." in readme
+    assert "python train.py experiment=improved model.attention=nal\n" in readme
     assert "± 0.0000" not in readme and "25 min 12 s" in readme  # one run per configuration: no spread; times in seconds
     # what each run trained on, from its metrics.json, apart from the machine that published them
     assert "- Zen 4; precision bf16-mixed: improved_model.attention_nal\n" in readme

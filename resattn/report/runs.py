@@ -20,9 +20,10 @@ CSV_NAME, MD_NAME, PNG_NAME, CURVES_NAME = "summary.csv", "summary.md", "summary
 TIME_NAME = "time_to_accuracy.png"
 EXPERIMENT_KEY = "experiment"
 EPOCHS_KEY = "trainer.max_epochs"  # the budget axis of Sweep.budget_curves
-# Overrides that say where a run read its data or wrote its files, not what it ran: never comparison axes, left out
-# of published commands and figure titles (the run's data: line and its hashes say which data it was).
-LOCATION_PREFIXES = ("paths.", "hydra.", "data.root", "data.download")
+# Overrides that say where a run read its data or wrote its files, or which of its own checkpoints it continued from
+# (resume=<run dir>: the same run), not what it ran: never comparison axes, left out of published commands and figure
+# titles (the run's data: line and its hashes say which data it was).
+LOCATION_PREFIXES = ("paths.", "hydra.", "data.root", "data.download", "resume")
 STATUSES = ("ok", "failed", "missing")
 
 
@@ -259,7 +260,7 @@ def run_label(run_dir: Path) -> str:
     wrote left out: ``improved (scale=cpu, seed=1)``."""
     job = read_job(run_dir, run_dir)
     experiment = job.overrides.pop(EXPERIMENT_KEY, "")
-    rest = [f"{k}={v}" for k, v in job.overrides.items() if not k.startswith(LOCATION_PREFIXES) and k != "resume"]
+    rest = [f"{k}={v}" for k, v in job.overrides.items() if not k.startswith(LOCATION_PREFIXES)]
     return f"{experiment} ({', '.join(rest)})" if rest and experiment else ", ".join(rest) or experiment or run_dir.name
 
 
