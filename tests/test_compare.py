@@ -106,6 +106,14 @@ def test_published_labels_name_only_what_differs(tmp_path: Path) -> None:
     assert "Published on: " in readme
     with Image.open(out / "summary.png") as picture:
         assert picture.size[0] > picture.size[1]
+    # every run set the key: each names its value (the NAL run is not published as plain "improved")
+    both = [_finished_run(tmp_path / name, ["experiment=improved", f"model.attention={name}"], 0.88) for name in ("nal", "none")]
+    proc = run_script("-m", "resattn.report", *map(str, both), "--out", str(tmp_path / "ablation"), "--publish", "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "ablation").iterdir() if p.is_dir()) == [
+        "improved_model.attention_nal",
+        "improved_model.attention_none",
+    ]
 
 
 def test_time_to_accuracy_picture_of_budgets_with_a_reference_point(tmp_path: Path) -> None:

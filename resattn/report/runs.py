@@ -37,6 +37,7 @@ class Job:
     metrics: dict[str, Any]
     status: str  # ok | failed | missing
     error: str = ""
+    configured: set[str] = field(default_factory=set)  # compared keys it did not override: its config's value
 
     def value(self, metric: str) -> float | None:
         value = self.metrics.get(metric) if self.status == "ok" else None
@@ -107,14 +108,17 @@ class Sweep:
         return ", ".join(p for p in parts if p)
 
     def baseline(self) -> dict[str, str]:
-        """For a comparison of runs, per compared key (the experiment aside), the value most runs share (a tie: the
-        first run's); labels leave it out. Empty for a sweep, whose labels name every swept key."""
+        """For a comparison of runs, per compared key (the experiment aside), the value of the runs that left it as
+        configured (the most common one); labels leave it out. A key that every run set on its command line
+        (``model.attention=nal`` against ``none``) has none: each run names its value. Empty for a sweep, whose
+        labels name every swept key."""
         if self.unit != "runs":
             return {}
         base = {}
         for key in (k for k in self.keys if k != EXPERIMENT_KEY):
-            values = [job.overrides.get(key, "") for job in self.jobs]
-            base[key] = max(values, key=values.count)  # the first of the most frequent
+            values = [job.overrides.get(key, "") for job in self.jobs if key in job.configured]
+            if values:
+                base[key] = max(values, key=values.count)  # the first of the most frequent
         return base
 
     def baseline_text(self, keys: Sequence[str] | None = None) -> str:
@@ -274,6 +278,7 @@ def collect_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> Sweep:
         for key in keys:
             if key not in job.overrides:
                 job.overrides[key] = configured_value(job.path, key)
+                job.configured.add(key)
     return Sweep(Path(out_dir), keys, jobs, title=f"Comparison of {len(jobs)} runs", unit="runs")
 
 
