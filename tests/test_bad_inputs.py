@@ -304,3 +304,17 @@ def test_full_error_shows_traceback(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode != 0 and "Traceback" in result.stderr and "trainer.max_epochs='abc'" in result.stderr
+
+
+@pytest.mark.parametrize("override", ["trainer.max_epochs=abc", "optimizer=adamx", "data.batch_size=512"])
+def test_config_errors_come_before_torch_is_imported(tmp_path: Path, override: str) -> None:
+    """A mistyped value is reported in about a second: checking a config never waits for ``import torch``."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['train.py', *{list(TINY)!r}, {override!r}, 'hydra.run.dir={tmp_path / 'new'}']\n"
+        "try:\n    runpy.run_path('train.py', run_name='__main__')\n"
+        "except SystemExit as stop:\n    print('exit', stop.code, 'torch imported:', 'torch' in sys.modules)\n"
+    )
+    result = run_script("-c", code)
+    assert "error: " in result.stderr, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("exit 2 torch imported: False"), result.stdout + result.stderr[-2000:]

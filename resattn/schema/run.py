@@ -13,7 +13,9 @@ from resattn.schema.rules import (
     integer,
     spec,
 )
-from resattn.training.tta import TTA_MODES
+
+# Test-time augmentation modes (resattn.training.tta implements each); named here so that checking a config needs no torch.
+TTA_MODES = ("none", "flip", "flip_translate")
 
 # ---------------------------------------------------------------------------------------- scale, top level
 
@@ -35,6 +37,8 @@ class ScaleConfig:
 
 
 def _compile_backend(value: Any) -> bool:
+    if value == "inductor":  # torch.compile's default, always registered: known without importing torch
+        return True
     import torch
 
     return value in torch.compiler.list_backends(exclude_tags=())

@@ -10,7 +10,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-TTA_MODES = ("none", "flip", "flip_translate")
+from resattn.schema.run import TTA_MODES
+
 FORWARDS = {"none": 1, "flip": 2, "flip_translate": 6}  # network evaluations per image of each mode
 TRANSLATE_PX = 1  # flip_translate: shift by one pixel (reflect padding), up-left and down-right
 

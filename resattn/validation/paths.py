@@ -7,7 +7,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from resattn import weights
 from resattn.cifar import ENV_DATA_DIR, NPZ_NAME, TORCHVISION_DIR
 from resattn.errors import CheckpointError, ConfigError, DataError
 from resattn.validation.values import ABSENT, select
@@ -73,6 +72,12 @@ def _given(value: object) -> bool:
     return value not in (None, ABSENT, "")
 
 
+def _is_weights_name(value: object) -> bool:
+    from resattn import weights  # imports torch: only when a checkpoint is named, so config errors come fast
+
+    return weights.is_weights_name(value)
+
+
 def check_paths(cfg: DictConfig, task: str) -> None:
     """``ckpt_path`` (required by eval) and ``resume`` point at what they must; not both."""
     ckpt = select(cfg, "ckpt_path")
@@ -80,7 +85,7 @@ def check_paths(cfg: DictConfig, task: str) -> None:
     if task == "eval" and not _given(ckpt):
         raise ConfigError("ckpt_path=null: a checkpoint is required; pass ckpt_path=<checkpoint file or run dir>")
     path = Path(str(ckpt)).expanduser()
-    if _given(ckpt) and not weights.is_weights_name(ckpt):
+    if _given(ckpt) and not _is_weights_name(ckpt):
         if not path.exists():
             allowed = "a .ckpt file, a train.py run directory" if task == "eval" else "a .ckpt file"
             raise CheckpointError(f"ckpt_path={ckpt}: no such file or directory; expected {allowed} or a registered weights name")
