@@ -343,6 +343,7 @@ def test_seed_sweep_reports_mean_and_std(tmp_path: Path) -> None:
     assert "| 0.0 | 3/3 | 0.5300 ± 0.0200 | 0.5200 ± 0.0200 | 1.0000 ± 0.0000 |" in md
     assert "| 0.4 | 2/3 | 0.6100 ± 0.0000 | 0.6000 ± 0.0000 |" in md
     assert "| 0.8 | 1/3 | 0.3100 | 0.3000 | 1.0000 |" in md  # one run: its value, no made-up spread
+    assert "Best configuration by mean val/acc_best over 2 seeds; configurations have 1-3 seeds: regularization.dropout=0.4:" in md
     rows = _rows(sweep_dir)
     assert rows[5]["status"] == "missing" and "no metrics.json" in rows[5]["error"]
     assert (sweep_dir / "summary.png").is_file()  # line plot over dropout with std error bars

@@ -79,8 +79,12 @@ def headline(sweep: Sweep) -> str:
         scored = [(g.mean_std("val/acc_best"), g) for g in sweep.groups()]
         stats, group = max(((s, g) for s, g in scored if s is not None), key=lambda sg: sg[0][0])
         params = ", ".join(f"{k}={v}" for k, v in group.params.items()) or "all jobs"
+        counts = sorted({s[2] for s, _ in scored if s is not None})
+        seeds = f"{stats[2]} seed{'s' if stats[2] != 1 else ''}"
+        if len(counts) > 1:  # configurations with fewer seeds are noisier: say so next to the winner
+            seeds += f"; configurations have {counts[0]}-{counts[-1]} seeds"
         text += (
-            f" Best configuration by mean val/acc_best over {stats[2]} seeds: {params}:"
+            f" Best configuration by mean val/acc_best over {seeds}: {params}:"
             f" val/acc_best {_fmt_mean_std(stats, 'val/acc_best')},"
             f" test/acc {_fmt_mean_std(group.mean_std('test/acc'), 'test/acc')}."
         )

@@ -11,8 +11,8 @@ OUT=${STUDY_DIR:-outputs/cpu_scale}
 . docs/results/resumable_run.sh  # run <name> <overrides...>
 run improved experiment=improved scale=cpu
 run improved_seed1 experiment=improved scale=cpu seed=1
-# The attention ablation at this scale, two seeds each (first seeds: ../cpu_scale_ablation/, fp32 on a Zen 3; the
-# second seeds and, on that CPU without native bf16, improved itself in fp32 are running: docs/results.md).
+# The attention ablation at this scale, two seeds each (published: ../cpu_scale_ablation/, fp32 on a Zen 3; no
+# attention's second seed and, on that CPU without native bf16, improved itself in fp32 are running: docs/results.md).
 run improved_nal experiment=improved scale=cpu model.attention=nal
 run improved_nal_seed1 experiment=improved scale=cpu model.attention=nal seed=1
 run improved_none experiment=improved scale=cpu model.attention=none
