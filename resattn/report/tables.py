@@ -76,10 +76,10 @@ def headline(sweep: Sweep) -> str:
     text = f"{len(sweep.jobs)} {sweep.unit} ({counts}); {'swept' if sweep.unit == 'jobs' else 'compared by'}: {swept}."
     best = sweep.best()
     if best is not None and sweep.seeds_swept:
-        scored = [(g.mean_std("val/acc_best"), g) for g in sweep.groups()]
-        stats, group = max(((s, g) for s, g in scored if s is not None), key=lambda sg: sg[0][0])
+        scored = [(s, g) for g in sweep.groups() if (s := g.mean_std("val/acc_best")) is not None]
+        stats, group = max(scored, key=lambda sg: sg[0][0])
         params = ", ".join(f"{k}={v}" for k, v in group.params.items()) or "all jobs"
-        counts = sorted({s[2] for s, _ in scored if s is not None})
+        counts = sorted({s[2] for s, _ in scored})
         seeds = f"{stats[2]} seed{'s' if stats[2] != 1 else ''}"
         if len(counts) > 1:  # configurations with fewer seeds are noisier: say so next to the winner
             seeds += f"; configurations have {counts[0]}-{counts[-1]} seeds"
